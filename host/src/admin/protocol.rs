@@ -1,0 +1,101 @@
+//! The messages of the control endpoint.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::ProcessRef;
+use crate::swap::Direction;
+
+/// One request to a node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Live processes.
+    Ps,
+    /// Loaded modules and their versions.
+    Modules,
+    /// Load a component file as a version of `module`.
+    Load {
+        module: String,
+        file: PathBuf,
+    },
+    /// Start a process of `module` (its latest version unless `vsn` is given).
+    Spawn {
+        module: String,
+        vsn: Option<String>,
+        name: Option<String>,
+        #[serde(default)]
+        args: String,
+    },
+    Call {
+        target: ProcessRef,
+        request: String,
+        timeout_ms: Option<u64>,
+    },
+    Cast {
+        target: ProcessRef,
+        message: String,
+    },
+    /// A message for `handle-info`.
+    Send {
+        target: ProcessRef,
+        message: String,
+    },
+    /// Hot swap to the component in `file`.
+    Swap {
+        target: ProcessRef,
+        file: PathBuf,
+        #[serde(default)]
+        extra: String,
+        #[serde(default)]
+        direction: Direction,
+    },
+    /// The state blob.
+    State {
+        target: ProcessRef,
+    },
+    Stop {
+        target: ProcessRef,
+        #[serde(default = "default_stop_reason")]
+        reason: String,
+    },
+}
+
+fn default_stop_reason() -> String {
+    "stopped by operator".into()
+}
+
+/// Bytes on the wire: text when they are UTF-8 (JSON payloads are), hex otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Payload {
+    Text(String),
+    Hex(String),
+}
+
+impl Payload {
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        match String::from_utf8(bytes) {
+            Ok(text) => Self::Text(text),
+            Err(e) => Self::Hex(hex::encode(e.into_bytes())),
+        }
+    }
+}
+
+impl std::fmt::Display for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Text(text) => f.write_str(text),
+            Self::Hex(hex) => write!(f, "(binary, hex) {hex}"),
+        }
+    }
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Response {
+    Ok { result: serde_json::Value },
+    Error { kind: String, message: String },
+}

@@ -1,0 +1,174 @@
+//! Serves the control endpoint of a node.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::admin::protocol::{Payload, Request, Response};
+use crate::node::{Node, SpawnSpec};
+use crate::swap::SwapOptions;
+
+/// How long a `call` waits for its reply when the request does not say.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest request line accepted.
+const MAX_LINE: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to listen on {0}: the control endpoint can change the node, and listens on loopback only"
+    )]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds `addr` (loopback only) and serves requests until the task is dropped.
+pub async fn serve(node: Node, addr: SocketAddr) -> Result<(), ServeError> {
+    let listener = bind(addr).await?;
+    tracing::info!(%addr, "control endpoint listening");
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let node = node.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = serve_connection(node, stream).await {
+                        tracing::debug!(%peer, %error, "control connection closed");
+                    }
+                });
+            }
+            Err(error) => tracing::warn!(%error, "control endpoint: accept failed"),
+        }
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    if !addr.ip().is_loopback() {
+        return Err(ServeError::NotLoopback(addr));
+    }
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+async fn serve_connection(node: Node, stream: TcpStream) -> std::io::Result<()> {
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = BufReader::new(reader);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = AsyncReadExt::take(&mut lines, MAX_LINE as u64 + 1)
+            .read_line(&mut line)
+            .await?;
+        if read == 0 {
+            return Ok(());
+        }
+        let response = if line.len() > MAX_LINE {
+            failure(
+                "bad_request",
+                format!("request longer than {MAX_LINE} bytes"),
+            )
+        } else {
+            match serde_json::from_str::<Request>(&line) {
+                Ok(request) => handle(&node, request).await,
+                Err(error) => failure("bad_request", format!("not a valid request: {error}")),
+            }
+        };
+        let mut out = serde_json::to_vec(&response).unwrap_or_else(|error| {
+            format!(r#"{{"status":"error","kind":"internal","message":"{error}"}}"#).into_bytes()
+        });
+        out.push(b'\n');
+        writer.write_all(&out).await?;
+        if line.len() > MAX_LINE {
+            return Ok(());
+        }
+    }
+}
+
+async fn handle(node: &Node, request: Request) -> Response {
+    match request {
+        Request::Ps => success(node.ps()),
+        Request::Modules => success(node.modules()),
+        Request::Load { module, file } => match node.load_file(&module, &file).await {
+            Ok(version) => success(version.info()),
+            Err(error) => failure("load", error.to_string()),
+        },
+        Request::Spawn {
+            module,
+            vsn,
+            name,
+            args,
+        } => {
+            let mut spec = SpawnSpec::new(module).args(args.into_bytes());
+            spec.vsn = vsn;
+            spec.name = name;
+            match node.spawn(spec).await {
+                Ok(pid) => success(pid),
+                Err(error) => failure("spawn", error.to_string()),
+            }
+        }
+        Request::Call {
+            target,
+            request,
+            timeout_ms,
+        } => {
+            let timeout = timeout_ms.map_or(DEFAULT_CALL_TIMEOUT, Duration::from_millis);
+            match node.call(&target, request.into_bytes(), timeout).await {
+                Ok(reply) => success(Payload::from_bytes(reply)),
+                Err(error) => failure("call", error.to_string()),
+            }
+        }
+        Request::Cast { target, message } => match node.cast(&target, message.into_bytes()) {
+            Ok(()) => success(()),
+            Err(error) => failure("cast", error.to_string()),
+        },
+        Request::Send { target, message } => match node.send(&target, message.into_bytes()) {
+            Ok(()) => success(()),
+            Err(error) => failure("send", error.to_string()),
+        },
+        Request::Swap {
+            target,
+            file,
+            extra,
+            direction,
+        } => {
+            let options = SwapOptions {
+                extra: extra.into_bytes(),
+                direction,
+            };
+            match node.swap_file(&target, &file, options).await {
+                Ok(report) => success(report),
+                Err(error) => failure("swap", error.to_string()),
+            }
+        }
+        Request::State { target } => match node.get_state(&target).await {
+            Ok(state) => success(Payload::from_bytes(state)),
+            Err(error) => failure("state", error.to_string()),
+        },
+        Request::Stop { target, reason } => match node.stop(&target, &reason).await {
+            Ok(()) => success(()),
+            Err(error) => failure("stop", error.to_string()),
+        },
+    }
+}
+
+fn success(result: impl Serialize) -> Response {
+    match serde_json::to_value(result) {
+        Ok(result) => Response::Ok { result },
+        Err(error) => failure("internal", error.to_string()),
+    }
+}
+
+fn failure(kind: &str, message: String) -> Response {
+    Response::Error {
+        kind: kind.to_string(),
+        message,
+    }
+}

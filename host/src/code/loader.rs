@@ -1,0 +1,168 @@
+//! Turns bytes into a [`ModuleVersion`]: checks that they are a component, compiles them,
+//! links them against the host API and checks their exports against the world, then asks
+//! the component for its `vsn`. Every refusal names its cause.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use crate::bindings::ProcessPre;
+use crate::code::ModuleVersion;
+use crate::error::LoadError;
+use crate::process::context::ProcessContext;
+use crate::process::instance::GuestInstance;
+use crate::registry::Registry;
+use crate::sandbox::Policy;
+
+/// The wasm binary magic, then the version/layer word of a component (`0x0d 0x00 0x01 0x00`)
+/// and of a core module (`0x01 0x00 0x00 0x00`).
+const WASM_MAGIC: &[u8; 4] = b"\0asm";
+const COMPONENT_LAYER: [u8; 2] = [0x01, 0x00];
+
+/// How long a component's `vsn` may take at load time.
+const VSN_TIME_LIMIT: Duration = Duration::from_secs(1);
+
+/// Compiles and checks components for one node.
+#[derive(Clone)]
+pub struct Loader {
+    engine: Engine,
+    linker: Arc<Linker<ProcessContext>>,
+    registry: Arc<Registry>,
+}
+
+impl Loader {
+    pub(crate) fn new(
+        engine: Engine,
+        linker: Arc<Linker<ProcessContext>>,
+        registry: Arc<Registry>,
+    ) -> Self {
+        Self {
+            engine,
+            linker,
+            registry,
+        }
+    }
+
+    /// SHA-256 of `bytes`, in hex: the identity of a component.
+    pub fn hash(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    /// Loads `bytes` as a version of module `name`. `source` names where the bytes came
+    /// from, in errors and reports.
+    pub async fn load(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        source: &str,
+    ) -> Result<ModuleVersion, LoadError> {
+        let what = format!("{source} (module {name})");
+        check_component_header(&bytes, &what)?;
+        let hash = Self::hash(&bytes);
+
+        let started = Instant::now();
+        let engine = self.engine.clone();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError::Compile {
+                what: what.clone(),
+                cause: format!("the compiler thread failed: {e}"),
+            })?
+            .map_err(|e| LoadError::Compile {
+                what: what.clone(),
+                cause: format!("{e:#}"),
+            })?;
+        let compile_time = started.elapsed();
+
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|e| LoadError::WorldMismatch {
+                    what: what.clone(),
+                    cause: format!("{e:#}"),
+                })?;
+        let pre = ProcessPre::new(instance_pre).map_err(|e| LoadError::WorldMismatch {
+            what: what.clone(),
+            cause: format!("{e:#}"),
+        })?;
+
+        let unnamed = ModuleVersion {
+            name: name.into(),
+            vsn: "?".into(),
+            hash,
+            source: source.to_string(),
+            compile_time,
+            pre,
+        };
+        let vsn = self.read_vsn(&unnamed, &what).await?;
+        Ok(ModuleVersion { vsn, ..unnamed })
+    }
+
+    /// Instantiates the component once, in a throwaway store, to ask for its `vsn`.
+    async fn read_vsn(&self, version: &ModuleVersion, what: &str) -> Result<Arc<str>, LoadError> {
+        let version = Arc::new(ModuleVersion {
+            name: version.name.clone(),
+            vsn: version.vsn.clone(),
+            hash: version.hash.clone(),
+            source: version.source.clone(),
+            compile_time: version.compile_time,
+            pre: version.pre.clone(),
+        });
+        let policy = Policy::default();
+        let mut probe = GuestInstance::instantiate(&version, 0, self.registry.clone(), &policy)
+            .await
+            .map_err(|cause| LoadError::Vsn {
+                what: what.to_string(),
+                cause,
+            })?;
+        let vsn = probe
+            .vsn(VSN_TIME_LIMIT)
+            .await
+            .map_err(|trap| LoadError::Vsn {
+                what: what.to_string(),
+                cause: trap.to_string(),
+            })?;
+        if vsn.is_empty() {
+            return Err(LoadError::Vsn {
+                what: what.to_string(),
+                cause: "it returned an empty string".into(),
+            });
+        }
+        Ok(vsn.into())
+    }
+}
+
+fn check_component_header(bytes: &[u8], what: &str) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != WASM_MAGIC {
+        // Text format is accepted by wasmtime's `wat` support, but a component in text form
+        // is rare enough that we refuse it as "not wasm" rather than guess.
+        return Err(LoadError::NotWasm {
+            what: what.to_string(),
+        });
+    }
+    if bytes[6..8] != COMPONENT_LAYER {
+        return Err(LoadError::CoreModule {
+            what: what.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_checks_name_the_kind_of_file() {
+        let err = check_component_header(b"hello world", "x").unwrap_err();
+        assert!(matches!(err, LoadError::NotWasm { .. }), "{err}");
+        let core = b"\0asm\x01\x00\x00\x00";
+        let err = check_component_header(core, "x").unwrap_err();
+        assert!(matches!(err, LoadError::CoreModule { .. }), "{err}");
+        let component = b"\0asm\x0d\x00\x01\x00";
+        assert!(check_component_header(component, "x").is_ok());
+    }
+}

@@ -1,0 +1,161 @@
+//! The node configuration file (`hotswap run CONFIG`): where the control endpoint listens,
+//! the default limits, the modules to load and the named processes to start.
+//!
+//! ```toml
+//! control = "127.0.0.1:7420"
+//!
+//! [policy]                  # defaults for every process; see `sandbox::Policy`
+//! message_time_limit_ms = 5000
+//!
+//! [[module]]
+//! name = "kv"
+//! file = "guests/rust/target/wasm32-wasip2/release/kv_v0.wasm"   # relative to this file
+//!
+//! [[process]]
+//! name = "kv"
+//! module = "kv"
+//! args = "{}"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::sandbox::Policy;
+
+/// The default control address: loopback only.
+pub const DEFAULT_CONTROL: &str = "127.0.0.1:7420";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Where the control endpoint listens.
+    #[serde(default = "default_control")]
+    pub control: SocketAddr,
+    /// Limits for processes that do not set their own.
+    #[serde(default)]
+    pub policy: Policy,
+    #[serde(default, rename = "module")]
+    pub modules: Vec<ModuleEntry>,
+    #[serde(default, rename = "process")]
+    pub processes: Vec<ProcessEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleEntry {
+    pub name: String,
+    /// A component file; a relative path is taken from the config file's folder.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessEntry {
+    /// The registered name.
+    pub name: String,
+    pub module: String,
+    /// A version of the module; its latest loaded version if left out.
+    pub vsn: Option<String>,
+    /// The `init` arguments, as text.
+    #[serde(default)]
+    pub args: String,
+    /// Limits of this process, replacing the node's defaults.
+    pub policy: Option<Policy>,
+}
+
+/// Why a config file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid node config: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: process {process:?} uses module {module:?}, which no [[module]] entry loads")]
+    UnknownModule {
+        path: PathBuf,
+        process: String,
+        module: String,
+    },
+}
+
+fn default_control() -> SocketAddr {
+    DEFAULT_CONTROL
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7420)))
+}
+
+impl NodeConfig {
+    /// Reads and checks a config file; module paths come back resolved.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for module in &mut config.modules {
+            if module.file.is_relative() {
+                module.file = base.join(&module.file);
+            }
+        }
+        for process in &config.processes {
+            if !config.modules.iter().any(|m| m.name == process.module) {
+                return Err(ConfigError::UnknownModule {
+                    path: path.to_path_buf(),
+                    process: process.name.clone(),
+                    module: process.module.clone(),
+                });
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses the TOML text of a config, without touching the file system.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_config_parses_with_defaults_filled_in() {
+        let config = NodeConfig::parse(
+            r#"
+            [[module]]
+            name = "kv"
+            file = "kv.wasm"
+
+            [[process]]
+            name = "kv"
+            module = "kv"
+            args = "{}"
+            [process.policy]
+            message_time_limit_ms = 100
+            "#,
+        )
+        .expect("valid config");
+        assert_eq!(config.control.to_string(), DEFAULT_CONTROL);
+        assert_eq!(config.modules[0].name, "kv");
+        let policy = config.processes[0].policy.clone().expect("a policy");
+        assert_eq!(policy.message_time_limit.as_millis(), 100);
+        assert_eq!(policy.mailbox_capacity, Policy::default().mailbox_capacity);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err = NodeConfig::parse("controll = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.contains("controll"), "{err}");
+    }
+}

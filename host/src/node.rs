@@ -1,0 +1,355 @@
+//! A node: the engine, the loaded modules, the live processes and their names. The
+//! library's front door: everything the CLI and the control endpoint do goes through here.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::bindings::Process;
+use crate::code::{Loader, ModuleStore, ModuleSummary, ModuleVersion};
+use crate::engine::new_engine;
+use crate::error::{CallError, ControlError, LoadError, NodeError, SpawnError, SwapError};
+use crate::process::actor::ProcessActor;
+use crate::process::instance::GuestInstance;
+use crate::process::status::ProcessStatus;
+use crate::process::{OUTSIDE, Pid, ProcessHandle, ProcessInfo};
+use crate::registry::{ProcessRef, Registry};
+use crate::sandbox::Policy;
+use crate::swap::{SwapOptions, SwapReport};
+
+/// A node: cheap to clone, every clone is the same node.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+struct NodeInner {
+    engine: Engine,
+    loader: Loader,
+    modules: ModuleStore,
+    registry: Arc<Registry>,
+    default_policy: Policy,
+}
+
+/// What to start: a module (at a version, or its latest), with `init` arguments, a name to
+/// register and the limits to run under.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    pub module: String,
+    pub vsn: Option<String>,
+    pub args: Vec<u8>,
+    pub name: Option<String>,
+    pub policy: Option<Policy>,
+}
+
+impl SpawnSpec {
+    pub fn new(module: impl Into<String>) -> Self {
+        Self {
+            module: module.into(),
+            vsn: None,
+            args: Vec::new(),
+            name: None,
+            policy: None,
+        }
+    }
+
+    pub fn vsn(mut self, vsn: impl Into<String>) -> Self {
+        self.vsn = Some(vsn.into());
+        self
+    }
+
+    pub fn args(mut self, args: impl Into<Vec<u8>>) -> Self {
+        self.args = args.into();
+        self
+    }
+
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+}
+
+impl Node {
+    /// A node whose processes run under `default_policy` unless spawned with their own.
+    pub fn new(default_policy: Policy) -> Result<Self, NodeError> {
+        let engine = new_engine()?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| NodeError::Linker(format!("{e:#}")))?;
+        Process::add_to_linker::<_, HasSelf<_>>(&mut linker, |context| context)
+            .map_err(|e| NodeError::Linker(format!("{e:#}")))?;
+        let registry = Arc::new(Registry::default());
+        let loader = Loader::new(engine.clone(), Arc::new(linker), registry.clone());
+        Ok(Self {
+            inner: Arc::new(NodeInner {
+                engine,
+                loader,
+                modules: ModuleStore::default(),
+                registry,
+                default_policy,
+            }),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Loads a component file as a version of module `name` (a no-op if these exact bytes
+    /// are loaded already).
+    pub async fn load_file(
+        &self,
+        name: &str,
+        path: impl AsRef<Path>,
+    ) -> Result<Arc<ModuleVersion>, LoadError> {
+        let path = path.as_ref();
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        self.load_bytes(name, bytes, &path.display().to_string())
+            .await
+    }
+
+    /// Loads component bytes as a version of module `name`.
+    pub async fn load_bytes(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        source: &str,
+    ) -> Result<Arc<ModuleVersion>, LoadError> {
+        check_module_name(name)?;
+        if let Some(loaded) = self.inner.modules.by_hash(name, &Loader::hash(&bytes)) {
+            return Ok(loaded);
+        }
+        let version = self.inner.loader.load(name, bytes, source).await?;
+        let version = self.inner.modules.insert(version);
+        tracing::info!(module = %version.name, vsn = %version.vsn, hash = %&version.hash[..12], "loaded");
+        Ok(version)
+    }
+
+    /// The modules loaded on this node, with their versions in load order.
+    pub fn modules(&self) -> Vec<ModuleSummary> {
+        self.inner.modules.summaries()
+    }
+
+    /// Starts a process: instantiates the module, runs `init`, registers the name.
+    pub async fn spawn(&self, spec: SpawnSpec) -> Result<Pid, SpawnError> {
+        let version =
+            match &spec.vsn {
+                Some(vsn) => self
+                    .inner
+                    .modules
+                    .by_vsn(&spec.module, vsn)
+                    .ok_or_else(|| SpawnError::NoSuchVersion {
+                        module: spec.module.clone(),
+                        vsn: vsn.clone(),
+                    })?,
+                None => self.inner.modules.latest(&spec.module).ok_or_else(|| {
+                    SpawnError::NoSuchModule {
+                        module: spec.module.clone(),
+                    }
+                })?,
+            };
+        if let Some(name) = &spec.name {
+            self.inner.registry.check_name_free(name)?;
+        }
+        let policy = spec
+            .policy
+            .unwrap_or_else(|| self.inner.default_policy.clone());
+        let registry = &self.inner.registry;
+        let pid = registry.allocate_pid();
+        let mut instance = GuestInstance::instantiate(&version, pid, registry.clone(), &policy)
+            .await
+            .map_err(|cause| SpawnError::Instantiate {
+                module: version.name.to_string(),
+                vsn: version.vsn.to_string(),
+                cause,
+            })?;
+        match instance.init(&spec.args, policy.message_time_limit).await {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => {
+                return Err(SpawnError::InitRefused {
+                    module: version.name.to_string(),
+                    vsn: version.vsn.to_string(),
+                    reason,
+                });
+            }
+            Err(trap) => {
+                return Err(SpawnError::InitTrapped {
+                    module: version.name.to_string(),
+                    vsn: version.vsn.to_string(),
+                    cause: trap.to_string(),
+                });
+            }
+        }
+        let status = Arc::new(ProcessStatus::new(pid, spec.name, policy, version.clone()));
+        let (handle, actor) = ProcessActor::new(status, instance, registry.clone());
+        registry.register(handle)?;
+        tokio::spawn(actor.run());
+        tracing::info!(pid, module = %version.name, vsn = %version.vsn, "spawned");
+        Ok(pid)
+    }
+
+    pub fn process(&self, target: &ProcessRef) -> Option<ProcessHandle> {
+        self.inner.registry.resolve(target)
+    }
+
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        self.inner.registry.whereis(name)
+    }
+
+    /// A synchronous request from outside the node.
+    pub async fn call(
+        &self,
+        target: &ProcessRef,
+        request: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        self.handle_for_message(target)?
+            .call(request, OUTSIDE, timeout)
+            .await
+    }
+
+    pub fn cast(&self, target: &ProcessRef, message: Vec<u8>) -> Result<(), CallError> {
+        self.handle_for_message(target)?.cast(message)
+    }
+
+    /// Sends `message` to the process's `handle-info`.
+    pub fn send(&self, target: &ProcessRef, message: Vec<u8>) -> Result<(), CallError> {
+        self.handle_for_message(target)?.info(message)
+    }
+
+    fn handle_for_message(&self, target: &ProcessRef) -> Result<ProcessHandle, CallError> {
+        self.process(target).ok_or_else(|| CallError::NoProcess {
+            target: target.to_string(),
+        })
+    }
+
+    /// Hot swaps a process to the component in `path`, loaded as a new version of the
+    /// process's module.
+    pub async fn swap_file(
+        &self,
+        target: &ProcessRef,
+        path: impl AsRef<Path>,
+        options: SwapOptions,
+    ) -> Result<SwapReport, SwapError> {
+        let requested_at = Instant::now();
+        let handle = self.handle_for_swap(target)?;
+        let module = handle.status.running().name.clone();
+        let version = self
+            .load_file(&module, path)
+            .await
+            .map_err(|source| SwapError::Load {
+                pid: handle.pid(),
+                source,
+            })?;
+        self.swap_prepared(handle, version, options, requested_at)
+            .await
+    }
+
+    /// Hot swaps a process to a loaded version of its module.
+    pub async fn swap(
+        &self,
+        target: &ProcessRef,
+        version: Arc<ModuleVersion>,
+        options: SwapOptions,
+    ) -> Result<SwapReport, SwapError> {
+        let requested_at = Instant::now();
+        let handle = self.handle_for_swap(target)?;
+        self.swap_prepared(handle, version, options, requested_at)
+            .await
+    }
+
+    fn handle_for_swap(&self, target: &ProcessRef) -> Result<ProcessHandle, SwapError> {
+        self.process(target).ok_or_else(|| SwapError::NoProcess {
+            target: target.to_string(),
+        })
+    }
+
+    /// Steps 2-7 of the protocol: instantiate outside the pause, then hand over to the actor.
+    async fn swap_prepared(
+        &self,
+        handle: ProcessHandle,
+        version: Arc<ModuleVersion>,
+        options: SwapOptions,
+        requested_at: Instant,
+    ) -> Result<SwapReport, SwapError> {
+        let pid = handle.pid();
+        let current = handle.status.running();
+        if current.name != version.name {
+            return Err(SwapError::WrongModule {
+                pid,
+                current: current.name.to_string(),
+                requested: version.name.to_string(),
+            });
+        }
+        let next = GuestInstance::instantiate(
+            &version,
+            pid,
+            self.inner.registry.clone(),
+            &handle.status.policy,
+        )
+        .await
+        .map_err(|cause| SwapError::Instantiate {
+            pid,
+            module: version.name.to_string(),
+            vsn: version.vsn.to_string(),
+            cause,
+        })?;
+        handle.swap(next, options, requested_at).await
+    }
+
+    /// The process's state blob, read between two messages.
+    pub async fn get_state(&self, target: &ProcessRef) -> Result<Vec<u8>, ControlError> {
+        self.handle_for_control(target)?.get_state().await
+    }
+
+    /// Stops a process after the message in hand (`terminate` runs first).
+    pub async fn stop(&self, target: &ProcessRef, reason: &str) -> Result<(), ControlError> {
+        self.handle_for_control(target)?.stop(reason).await
+    }
+
+    fn handle_for_control(&self, target: &ProcessRef) -> Result<ProcessHandle, ControlError> {
+        self.process(target).ok_or_else(|| ControlError::NoProcess {
+            target: target.to_string(),
+        })
+    }
+
+    /// Every live process, by pid.
+    pub fn ps(&self) -> Vec<ProcessInfo> {
+        self.inner
+            .registry
+            .all()
+            .iter()
+            .map(ProcessHandle::describe)
+            .collect()
+    }
+}
+
+fn check_module_name(name: &str) -> Result<(), LoadError> {
+    let why = if name.is_empty() {
+        "it is empty"
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        "use letters, digits, '-' and '_' only"
+    } else {
+        return Ok(());
+    };
+    Err(LoadError::BadName {
+        name: name.to_string(),
+        why,
+    })
+}

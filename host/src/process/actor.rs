@@ -1,0 +1,200 @@
+//! The task that owns a process's guest instance and serves its mailbox.
+//!
+//! The loop takes control signals first, then user messages, and runs each to completion
+//! before taking the next: this is what makes a swap, a state read or a stop happen between
+//! two messages, never inside one. A guest trap ends the loop with the trap as exit reason.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::mpsc;
+
+use crate::error::{CallError, ControlError};
+use crate::process::control::Control;
+use crate::process::instance::GuestInstance;
+use crate::process::mailbox::Envelope;
+use crate::process::status::ProcessStatus;
+use crate::process::{ExitReason, ProcessHandle};
+use crate::registry::Registry;
+use crate::swap;
+
+pub(crate) struct ProcessActor {
+    pub status: Arc<ProcessStatus>,
+    /// The instance the mailbox feeds; replaced by a committed swap.
+    pub instance: GuestInstance,
+    mailbox: mpsc::Receiver<Envelope>,
+    control: mpsc::Receiver<Control>,
+    registry: Arc<Registry>,
+}
+
+/// What the loop does after a signal or a message.
+pub(crate) enum Flow {
+    Continue,
+    Exit(ExitReason),
+}
+
+impl ProcessActor {
+    /// Builds the actor around an instance that has already run `init`, and the handle
+    /// that feeds it.
+    pub fn new(
+        status: Arc<ProcessStatus>,
+        instance: GuestInstance,
+        registry: Arc<Registry>,
+    ) -> (ProcessHandle, Self) {
+        let (mailbox_tx, mailbox) = mpsc::channel(status.policy.mailbox_capacity.max(1));
+        // Control signals are rare and their senders wait for room, so a small bound is enough.
+        let (control_tx, control) = mpsc::channel(16);
+        let handle = ProcessHandle::new(mailbox_tx, control_tx, status.clone());
+        let actor = Self {
+            status,
+            instance,
+            mailbox,
+            control,
+            registry,
+        };
+        (handle, actor)
+    }
+
+    /// Serves the process until it stops or traps, then unregisters it and answers every
+    /// call still queued with the exit reason.
+    pub async fn run(mut self) {
+        let reason = loop {
+            let flow = tokio::select! {
+                biased;
+                Some(signal) = self.control.recv() => self.serve_control(signal).await,
+                Some(envelope) = self.mailbox.recv() => self.serve_message(envelope).await,
+                else => Flow::Exit(ExitReason::Shutdown),
+            };
+            if let Flow::Exit(reason) = flow {
+                break reason;
+            }
+        };
+        self.exit(reason);
+    }
+
+    async fn serve_message(&mut self, envelope: Envelope) -> Flow {
+        let limit = self.status.policy.message_time_limit;
+        let outcome = match envelope {
+            Envelope::Call {
+                request,
+                caller,
+                reply,
+            } => match self.instance.handle_call(&request, caller, limit).await {
+                Ok(answer) => {
+                    let answer = answer.map_err(|reason| {
+                        let version = self.instance.module();
+                        CallError::Refused {
+                            pid: self.status.pid,
+                            module: version.name.to_string(),
+                            vsn: version.vsn.to_string(),
+                            reason,
+                        }
+                    });
+                    // The caller may have timed out and gone: its loss, not ours.
+                    let _ = reply.send(answer);
+                    Ok(())
+                }
+                Err(trap) => {
+                    let reason = ExitReason::from(trap.clone());
+                    let _ = reply.send(Err(CallError::Exited {
+                        pid: self.status.pid,
+                        reason,
+                    }));
+                    Err(trap)
+                }
+            },
+            Envelope::Cast(message) => self.instance.handle_cast(&message, limit).await,
+            Envelope::Info(message) => self.instance.handle_info(&message, limit).await,
+        };
+        self.status.handled.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(()) => Flow::Continue,
+            Err(trap) => Flow::Exit(trap.into()),
+        }
+    }
+
+    async fn serve_control(&mut self, signal: Control) -> Flow {
+        match signal {
+            Control::Swap {
+                next,
+                options,
+                requested_at,
+                reply,
+            } => swap::migrate_and_commit(self, *next, options, requested_at, reply).await,
+            Control::GetState { reply } => {
+                match self
+                    .instance
+                    .snapshot(self.status.policy.swap_time_limit)
+                    .await
+                {
+                    Ok(state) => {
+                        let _ = reply.send(Ok(state));
+                        Flow::Continue
+                    }
+                    Err(trap) => {
+                        let version = self.instance.module();
+                        let _ = reply.send(Err(ControlError::SnapshotTrapped {
+                            pid: self.status.pid,
+                            module: version.name.to_string(),
+                            vsn: version.vsn.to_string(),
+                            cause: trap.cause.clone(),
+                        }));
+                        Flow::Exit(trap.into())
+                    }
+                }
+            }
+            Control::Stop { reason, reply } => {
+                let limit = self.status.policy.message_time_limit;
+                if let Err(trap) = self.instance.terminate(&reason, limit).await {
+                    tracing::warn!(pid = self.status.pid, %trap, "terminate failed; stopping anyway");
+                }
+                // Unregister before answering, so that the stopper sees the process gone.
+                self.status
+                    .exit
+                    .get_or_init(|| ExitReason::Stopped { reason });
+                self.registry.unregister(self.status.pid);
+                let _ = reply.send(());
+                Flow::Exit(self.status.exit_reason())
+            }
+        }
+    }
+
+    fn exit(mut self, reason: ExitReason) {
+        let reason = self.status.exit.get_or_init(|| reason).clone();
+        let version = self.status.running();
+        match &reason {
+            ExitReason::Trapped { .. } => tracing::warn!(
+                pid = self.status.pid,
+                module = %version.name,
+                vsn = %version.vsn,
+                %reason,
+                "process exited"
+            ),
+            _ => tracing::info!(
+                pid = self.status.pid,
+                module = %version.name,
+                vsn = %version.vsn,
+                %reason,
+                "process exited"
+            ),
+        }
+        self.registry.unregister(self.status.pid);
+        self.mailbox.close();
+        while let Ok(envelope) = self.mailbox.try_recv() {
+            if let Envelope::Call { reply, .. } = envelope {
+                let _ = reply.send(Err(CallError::Exited {
+                    pid: self.status.pid,
+                    reason: reason.clone(),
+                }));
+            }
+        }
+        self.control.close();
+        while let Ok(signal) = self.control.try_recv() {
+            // Dropping a signal's reply sender tells its requester that the process is gone.
+            drop(signal);
+        }
+        // The Store can be large; dropping it is work that no caller waits for.
+        let instance = self.instance;
+        tokio::task::spawn_blocking(move || drop(instance));
+    }
+}

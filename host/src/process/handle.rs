@@ -1,0 +1,179 @@
+//! The caller's side of a process: cheap to clone, talks to the actor through channels.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{CallError, ControlError, SwapError};
+use crate::process::control::Control;
+use crate::process::instance::GuestInstance;
+use crate::process::mailbox::Envelope;
+use crate::process::status::ProcessStatus;
+use crate::process::{ExitReason, Pid, ProcessInfo};
+use crate::swap::{SwapOptions, SwapReport};
+
+#[derive(Clone)]
+pub struct ProcessHandle {
+    /// User messages; bounded, and a full mailbox is an error to the sender.
+    mailbox: mpsc::Sender<Envelope>,
+    /// Control signals; served before user messages, between two of them.
+    control: mpsc::Sender<Control>,
+    pub(crate) status: Arc<ProcessStatus>,
+}
+
+impl ProcessHandle {
+    pub(crate) fn new(
+        mailbox: mpsc::Sender<Envelope>,
+        control: mpsc::Sender<Control>,
+        status: Arc<ProcessStatus>,
+    ) -> Self {
+        Self {
+            mailbox,
+            control,
+            status,
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        self.status.pid
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.status.name.as_deref()
+    }
+
+    /// Sends `request` to `handle-call` and waits up to `timeout` for the reply. A reply
+    /// that the guest marked as an error is [`CallError::Refused`].
+    pub async fn call(
+        &self,
+        request: Vec<u8>,
+        caller: Pid,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let (reply, answer) = oneshot::channel();
+        self.deliver(Envelope::Call {
+            request,
+            caller,
+            reply,
+        })?;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(self.exited()),
+            Err(_) => Err(CallError::Timeout {
+                pid: self.pid(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Queues `message` for `handle-cast`.
+    pub fn cast(&self, message: Vec<u8>) -> Result<(), CallError> {
+        self.deliver(Envelope::Cast(message))
+    }
+
+    /// Queues `message` for `handle-info`.
+    pub fn info(&self, message: Vec<u8>) -> Result<(), CallError> {
+        self.deliver(Envelope::Info(message))
+    }
+
+    fn deliver(&self, envelope: Envelope) -> Result<(), CallError> {
+        match self.mailbox.try_send(envelope) {
+            Ok(()) => {
+                self.status.enqueued.fetch_add(1, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(CallError::MailboxFull {
+                pid: self.pid(),
+                capacity: self.mailbox.max_capacity(),
+            }),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.exited()),
+        }
+    }
+
+    fn exited(&self) -> CallError {
+        CallError::Exited {
+            pid: self.pid(),
+            reason: self.status.exit_reason(),
+        }
+    }
+
+    /// Hands a prepared instance to the actor, which migrates the state into it between
+    /// two messages and commits or rolls back.
+    pub(crate) async fn swap(
+        &self,
+        next: GuestInstance,
+        options: SwapOptions,
+        requested_at: Instant,
+    ) -> Result<SwapReport, SwapError> {
+        let (reply, answer) = oneshot::channel();
+        let signal = Control::Swap {
+            next: Box::new(next),
+            options,
+            requested_at,
+            reply,
+        };
+        let gone = || SwapError::Exited {
+            pid: self.pid(),
+            reason: self.status.exit_reason(),
+        };
+        self.control.send(signal).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// The process's state blob, read between two messages.
+    pub async fn get_state(&self) -> Result<Vec<u8>, ControlError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || ControlError::Exited {
+            pid: self.pid(),
+            reason: self.status.exit_reason(),
+        };
+        self.control
+            .send(Control::GetState { reply })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Stops the process after the message in hand: `terminate` runs, then it exits.
+    /// Messages still queued are answered with the exit reason.
+    pub async fn stop(&self, reason: &str) -> Result<(), ControlError> {
+        let (reply, answer) = oneshot::channel();
+        let signal = Control::Stop {
+            reason: reason.to_string(),
+            reply,
+        };
+        let gone = || ControlError::Exited {
+            pid: self.pid(),
+            reason: self.status.exit_reason(),
+        };
+        self.control.send(signal).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())
+    }
+
+    /// The exit reason, once the process has ended.
+    pub fn exit_reason(&self) -> Option<ExitReason> {
+        self.status.exit.get().cloned()
+    }
+
+    /// Waits until the process has ended, and says why.
+    pub async fn closed(&self) -> ExitReason {
+        self.mailbox.closed().await;
+        self.status.exit_reason()
+    }
+
+    pub fn describe(&self) -> ProcessInfo {
+        let running = self.status.running();
+        let capacity = self.mailbox.max_capacity();
+        ProcessInfo {
+            pid: self.pid(),
+            name: self.status.name.clone(),
+            module: running.name.to_string(),
+            vsn: running.vsn.to_string(),
+            mailbox: capacity - self.mailbox.capacity(),
+            mailbox_capacity: capacity,
+            handled: self.status.handled.load(Ordering::Relaxed),
+        }
+    }
+}

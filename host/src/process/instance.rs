@@ -1,0 +1,221 @@
+//! One guest instance in its own `Store`: instantiation, and each export of `server` run
+//! under a time budget.
+//!
+//! Every call returns `Result<_, GuestTrap>`: `Err` means the guest trapped (or ran past its
+//! budget, or past its memory limit) and this instance must never be called again. A
+//! callback that returns a WIT `result` gives `Ok(Err(reason))` when the guest refused: the
+//! instance is then still fine.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Store, UpdateDeadline};
+
+use crate::bindings::{Change, Process};
+use crate::code::ModuleVersion;
+use crate::process::Pid;
+use crate::process::context::{CallBudget, ProcessContext};
+use crate::registry::Registry;
+use crate::sandbox::Policy;
+
+/// A guest that trapped: which export, and why (a wasm trap, a deadline, a memory limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestTrap {
+    pub callback: &'static str,
+    pub cause: String,
+}
+
+impl fmt::Display for GuestTrap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "trapped in {}: {}", self.callback, self.cause)
+    }
+}
+
+/// Raised from the epoch callback when a guest call runs past its time limit.
+#[derive(Debug)]
+struct DeadlineExceeded(CallBudget);
+
+impl fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "exceeded {:?} in {}", self.0.limit, self.0.callback)
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// A live instance of one module version, owned by exactly one process actor (or by a swap
+/// that is preparing it).
+pub struct GuestInstance {
+    store: Store<ProcessContext>,
+    bindings: Process,
+    module: Arc<ModuleVersion>,
+}
+
+impl GuestInstance {
+    /// Makes a fresh store for `pid` under `policy` and instantiates `module` in it. Does not
+    /// call `init` or `code-change`: the caller decides which one the instance gets.
+    pub async fn instantiate(
+        module: &Arc<ModuleVersion>,
+        pid: Pid,
+        registry: Arc<Registry>,
+        policy: &Policy,
+    ) -> Result<Self, String> {
+        let context = ProcessContext::new(
+            pid,
+            module.name.clone(),
+            module.vsn.clone(),
+            registry,
+            policy,
+        );
+        let mut store = Store::new(module.engine(), context);
+        store.limiter(|context| &mut context.limits);
+        store.epoch_deadline_callback(|context| match context.data().budget {
+            Some(budget) if Instant::now() >= budget.deadline => {
+                Err(wasmtime::Error::new(DeadlineExceeded(budget)))
+            }
+            // Within budget: let the other processes on this worker thread run, then go on.
+            _ => Ok(UpdateDeadline::Yield(1)),
+        });
+        arm(&mut store, "instantiate", policy.swap_time_limit);
+        let bindings = module.pre.instantiate_async(&mut store).await;
+        store.data_mut().budget = None;
+        let bindings = bindings.map_err(|e| describe("instantiate", &e).cause)?;
+        Ok(Self {
+            store,
+            bindings,
+            module: module.clone(),
+        })
+    }
+
+    pub fn module(&self) -> &Arc<ModuleVersion> {
+        &self.module
+    }
+
+    pub async fn init(
+        &mut self,
+        args: &[u8],
+        limit: Duration,
+    ) -> Result<Result<(), String>, GuestTrap> {
+        arm(&mut self.store, "init", limit);
+        let result = self
+            .bindings
+            .hotswap_otp_server()
+            .call_init(&mut self.store, args)
+            .await;
+        self.settle("init", result)
+    }
+
+    pub async fn handle_call(
+        &mut self,
+        request: &[u8],
+        caller: Pid,
+        limit: Duration,
+    ) -> Result<Result<Vec<u8>, String>, GuestTrap> {
+        arm(&mut self.store, "handle-call", limit);
+        let result = self
+            .bindings
+            .hotswap_otp_server()
+            .call_handle_call(&mut self.store, request, caller)
+            .await;
+        self.settle("handle-call", result)
+    }
+
+    pub async fn handle_cast(&mut self, message: &[u8], limit: Duration) -> Result<(), GuestTrap> {
+        arm(&mut self.store, "handle-cast", limit);
+        let result = self
+            .bindings
+            .hotswap_otp_server()
+            .call_handle_cast(&mut self.store, message)
+            .await;
+        self.settle("handle-cast", result)
+    }
+
+    pub async fn handle_info(&mut self, message: &[u8], limit: Duration) -> Result<(), GuestTrap> {
+        arm(&mut self.store, "handle-info", limit);
+        let result = self
+            .bindings
+            .hotswap_otp_server()
+            .call_handle_info(&mut self.store, message)
+            .await;
+        self.settle("handle-info", result)
+    }
+
+    pub async fn terminate(&mut self, reason: &str, limit: Duration) -> Result<(), GuestTrap> {
+        arm(&mut self.store, "terminate", limit);
+        let result = self
+            .bindings
+            .hotswap_otp_server()
+            .call_terminate(&mut self.store, reason)
+            .await;
+        self.settle("terminate", result)
+    }
+
+    pub async fn snapshot(&mut self, limit: Duration) -> Result<Vec<u8>, GuestTrap> {
+        arm(&mut self.store, "snapshot", limit);
+        let result = self
+            .bindings
+            .hotswap_otp_server()
+            .call_snapshot(&mut self.store)
+            .await;
+        self.settle("snapshot", result)
+    }
+
+    pub async fn code_change(
+        &mut self,
+        direction: &Change,
+        state: &[u8],
+        extra: &[u8],
+        limit: Duration,
+    ) -> Result<Result<(), String>, GuestTrap> {
+        arm(&mut self.store, "code-change", limit);
+        let result = self
+            .bindings
+            .hotswap_otp_server()
+            .call_code_change(&mut self.store, direction, state, extra)
+            .await;
+        self.settle("code-change", result)
+    }
+
+    pub async fn vsn(&mut self, limit: Duration) -> Result<String, GuestTrap> {
+        arm(&mut self.store, "vsn", limit);
+        let result = self
+            .bindings
+            .hotswap_otp_server()
+            .call_vsn(&mut self.store)
+            .await;
+        self.settle("vsn", result)
+    }
+
+    fn settle<T>(
+        &mut self,
+        callback: &'static str,
+        result: wasmtime::Result<T>,
+    ) -> Result<T, GuestTrap> {
+        self.store.data_mut().budget = None;
+        result.map_err(|e| describe(callback, &e))
+    }
+}
+
+/// Starts the budget of one guest call: the epoch callback checks it at every tick.
+fn arm(store: &mut Store<ProcessContext>, callback: &'static str, limit: Duration) {
+    store.data_mut().budget = Some(CallBudget {
+        callback,
+        limit,
+        deadline: Instant::now() + limit,
+    });
+    store.set_epoch_deadline(1);
+}
+
+/// Names the cause of a guest failure in one line: the deadline, the trap code, or the
+/// host error, without wasmtime's multi-line backtrace.
+fn describe(callback: &'static str, error: &wasmtime::Error) -> GuestTrap {
+    let cause = if let Some(deadline) = error.downcast_ref::<DeadlineExceeded>() {
+        deadline.to_string()
+    } else if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        format!("wasm trap: {trap}")
+    } else {
+        error.to_string()
+    };
+    GuestTrap { callback, cause }
+}

@@ -1,0 +1,20 @@
+//! The user messages a process serves, in the order they arrived.
+
+use tokio::sync::oneshot;
+
+use crate::error::CallError;
+use crate::process::Pid;
+
+/// One user message. Per sender, messages are served in the order they were sent.
+pub(crate) enum Envelope {
+    /// A request that expects a reply (`handle-call`).
+    Call {
+        request: Vec<u8>,
+        caller: Pid,
+        reply: oneshot::Sender<Result<Vec<u8>, CallError>>,
+    },
+    /// A request without a reply (`handle-cast`).
+    Cast(Vec<u8>),
+    /// Anything else: a `send` from another process, a timer (`handle-info`).
+    Info(Vec<u8>),
+}

@@ -1,0 +1,26 @@
+//! Processes: a guest instance driven by one tokio task, fed by one bounded mailbox.
+//!
+//! [`ProcessHandle`] is the cheap, cloneable side that callers hold; the actor (in
+//! `actor.rs`) owns the instance and its `Store` and serves control signals first, then
+//! user messages, one at a time. Control requests (swap, state read, stop) are therefore
+//! only ever handled between two messages, never inside one.
+
+pub(crate) mod actor;
+pub(crate) mod context;
+pub(crate) mod control;
+mod exit;
+mod handle;
+pub(crate) mod instance;
+pub(crate) mod mailbox;
+pub(crate) mod status;
+
+pub use exit::ExitReason;
+pub use handle::ProcessHandle;
+pub use status::ProcessInfo;
+
+/// A process identifier: unique for the life of a node, never reused, stable across swaps.
+/// `0` stands for "outside the node" (a caller that is not a process, such as the CLI).
+pub type Pid = u64;
+
+/// The pid a call carries when it comes from outside the node.
+pub const OUTSIDE: Pid = 0;

@@ -1,0 +1,81 @@
+//! What the handles and the actor of one process share: identity, counters and the exit
+//! reason, readable without asking the actor (so `ps` never waits behind a busy guest).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::code::ModuleVersion;
+use crate::process::{ExitReason, Pid};
+use crate::sandbox::Policy;
+
+pub(crate) struct ProcessStatus {
+    pub pid: Pid,
+    pub name: Option<String>,
+    /// Limits and grants, applied to every instance of this process (swap targets too).
+    pub policy: Policy,
+    /// The version the mailbox feeds now; replaced at the commit of a swap.
+    running: Mutex<Arc<ModuleVersion>>,
+    /// Messages accepted into the mailbox, ever. Read before and after a swap's pause to
+    /// count the messages that queued during it.
+    pub enqueued: AtomicU64,
+    /// Messages served, ever.
+    pub handled: AtomicU64,
+    pub exit: OnceLock<ExitReason>,
+}
+
+impl ProcessStatus {
+    pub fn new(
+        pid: Pid,
+        name: Option<String>,
+        policy: Policy,
+        running: Arc<ModuleVersion>,
+    ) -> Self {
+        Self {
+            pid,
+            name,
+            policy,
+            running: Mutex::new(running),
+            enqueued: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+            exit: OnceLock::new(),
+        }
+    }
+
+    pub fn running(&self) -> Arc<ModuleVersion> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn set_running(&self, version: Arc<ModuleVersion>) {
+        *self
+            .running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = version;
+    }
+
+    pub fn exit_reason(&self) -> ExitReason {
+        self.exit.get().cloned().unwrap_or(ExitReason::Shutdown)
+    }
+
+    pub fn enqueued(&self) -> u64 {
+        self.enqueued.load(Ordering::Acquire)
+    }
+}
+
+/// One line of `ps`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProcessInfo {
+    pub pid: Pid,
+    pub name: Option<String>,
+    pub module: String,
+    pub vsn: String,
+    /// Messages waiting in the mailbox.
+    pub mailbox: usize,
+    pub mailbox_capacity: usize,
+    /// Messages served so far.
+    pub handled: u64,
+}

@@ -1,0 +1,204 @@
+//! The node's table of live processes, its name registry and its timers.
+//!
+//! Pids come from a counter and are never reused. Names map to pids (OTP's `register` and
+//! `whereis`); a process's name goes when the process does. Locks here are held for a map
+//! operation only, never across an `.await` or a guest call.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::task::AbortHandle;
+
+use crate::error::{CallError, SpawnError};
+use crate::process::{Pid, ProcessHandle};
+
+/// How a process is named by a user: by pid, or by its registered name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ProcessRef {
+    Pid(Pid),
+    Name(String),
+}
+
+impl FromStr for ProcessRef {
+    type Err = std::convert::Infallible;
+
+    /// A number is a pid; anything else is a name.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(s.parse()
+            .map(Self::Pid)
+            .unwrap_or_else(|_| Self::Name(s.to_string())))
+    }
+}
+
+impl fmt::Display for ProcessRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Pid(pid) => write!(f, "pid {pid}"),
+            Self::Name(name) => write!(f, "named {name:?}"),
+        }
+    }
+}
+
+impl From<Pid> for ProcessRef {
+    fn from(pid: Pid) -> Self {
+        Self::Pid(pid)
+    }
+}
+
+impl From<&str> for ProcessRef {
+    fn from(name: &str) -> Self {
+        Self::Name(name.to_string())
+    }
+}
+
+pub struct Registry {
+    processes: RwLock<HashMap<Pid, ProcessHandle>>,
+    names: RwLock<HashMap<String, Pid>>,
+    next_pid: AtomicU64,
+    /// Pending `send-after` timers. A timer fires only if it can still remove itself from
+    /// here, so a cancel and a firing never both succeed.
+    timers: Mutex<HashMap<u64, AbortHandle>>,
+    next_timer: AtomicU64,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            processes: RwLock::default(),
+            names: RwLock::default(),
+            // 0 is OUTSIDE, the pid of callers that are not processes.
+            next_pid: AtomicU64::new(1),
+            timers: Mutex::default(),
+            next_timer: AtomicU64::new(1),
+        }
+    }
+}
+
+impl Registry {
+    pub(crate) fn allocate_pid(&self) -> Pid {
+        self.next_pid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether `name` could be registered now.
+    pub(crate) fn check_name_free(&self, name: &str) -> Result<(), SpawnError> {
+        match read(&self.names).get(name) {
+            Some(&pid) => Err(SpawnError::NameTaken {
+                name: name.to_string(),
+                pid,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds a live process, and its name if it has one.
+    pub(crate) fn register(&self, handle: ProcessHandle) -> Result<(), SpawnError> {
+        let pid = handle.pid();
+        if let Some(name) = handle.name() {
+            let mut names = write(&self.names);
+            if let Some(&owner) = names.get(name) {
+                return Err(SpawnError::NameTaken {
+                    name: name.to_string(),
+                    pid: owner,
+                });
+            }
+            names.insert(name.to_string(), pid);
+        }
+        write(&self.processes).insert(pid, handle);
+        Ok(())
+    }
+
+    /// Removes a process that has ended (idempotent).
+    pub(crate) fn unregister(&self, pid: Pid) {
+        if let Some(handle) = write(&self.processes).remove(&pid)
+            && let Some(name) = handle.name()
+        {
+            let mut names = write(&self.names);
+            if names.get(name) == Some(&pid) {
+                names.remove(name);
+            }
+        }
+    }
+
+    pub fn lookup(&self, pid: Pid) -> Option<ProcessHandle> {
+        read(&self.processes).get(&pid).cloned()
+    }
+
+    pub fn whereis(&self, name: &str) -> Option<Pid> {
+        read(&self.names).get(name).copied()
+    }
+
+    pub fn resolve(&self, target: &ProcessRef) -> Option<ProcessHandle> {
+        match target {
+            ProcessRef::Pid(pid) => self.lookup(*pid),
+            ProcessRef::Name(name) => self.lookup(self.whereis(name)?),
+        }
+    }
+
+    /// Every live process, by pid.
+    pub fn all(&self) -> Vec<ProcessHandle> {
+        let mut all: Vec<_> = read(&self.processes).values().cloned().collect();
+        all.sort_by_key(ProcessHandle::pid);
+        all
+    }
+
+    /// Delivers `message` to `to`'s `handle-info`.
+    pub fn send_info(&self, to: Pid, message: Vec<u8>) -> Result<(), CallError> {
+        let handle = self.lookup(to).ok_or_else(|| CallError::NoProcess {
+            target: ProcessRef::Pid(to).to_string(),
+        })?;
+        handle.info(message)
+    }
+
+    /// Delivers `message` to `to`'s `handle-info` after `delay`, unless cancelled first.
+    /// Must be called inside the tokio runtime.
+    pub fn send_after(self: &Arc<Self>, to: Pid, message: Vec<u8>, delay: Duration) -> u64 {
+        let timer = self.next_timer.fetch_add(1, Ordering::Relaxed);
+        let registry = Arc::clone(self);
+        // Held while spawning, so the timer is in the table before it can fire.
+        let mut timers = self.timers();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let still_pending = registry.timers().remove(&timer).is_some();
+            if still_pending && let Err(error) = registry.send_info(to, message) {
+                // As in Erlang, a timer for a process that is gone is dropped.
+                tracing::debug!(to, timer, %error, "timer message dropped");
+            }
+        });
+        timers.insert(timer, task.abort_handle());
+        timer
+    }
+
+    /// Cancels a pending timer; true if it had not fired yet.
+    pub fn cancel_timer(&self, timer: u64) -> bool {
+        match self.timers().remove(&timer) {
+            Some(task) => {
+                task.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn timers(&self) -> MutexGuard<'_, HashMap<u64, AbortHandle>> {
+        self.timers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+// The maps are only ever changed by single insert/remove calls, so a lock poisoned by a
+// panic elsewhere still guards a consistent map.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

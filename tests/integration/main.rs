@@ -1,0 +1,13 @@
+//! Integration tests of hotswap: one binary, one module per concern. Every guest fixture
+//! under `guests/` is used by at least one test here. The guests must be built first
+//! (`just guests`); `just test` does that.
+
+mod common;
+
+mod cli;
+mod failed_swaps;
+mod loading;
+mod runtime_api;
+mod swap;
+mod swap_under_load;
+mod traps;

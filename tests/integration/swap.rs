@@ -1,0 +1,97 @@
+//! The seed's story: state survives a hot swap and the new version's behaviour is live.
+
+use hotswap::{Direction, SwapOptions};
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn state_survives_a_swap_and_v1_logs_are_live() {
+    capture_guest_logs();
+    let (node, kv) = node_with_kv().await;
+    let pid = node.process(&kv).expect("kv").pid();
+
+    assert_eq!(put(&node, &kv, "a", json!(42)).await, json!(null));
+    assert_eq!(get(&node, &kv, "a").await, json!(42));
+    assert!(
+        guest_lines(pid).is_empty(),
+        "v0 does not log gets and puts: {:?}",
+        guest_lines(pid)
+    );
+
+    let report = node
+        .swap_file(&kv, guest("kv-v1"), SwapOptions::default())
+        .await
+        .expect("swap to v1");
+    assert_eq!(
+        (report.from_vsn.as_str(), report.to_vsn.as_str()),
+        ("0", "1")
+    );
+    assert_eq!(report.pid, pid, "a swap keeps the pid");
+    assert_eq!(report.name.as_deref(), Some("kv"));
+    assert_eq!(report.direction, Direction::Upgrade);
+    assert!(report.pause <= report.total);
+    assert_eq!(report.state_bytes, br#"{"entries":{"a":42}}"#.len());
+    assert_eq!(vsn(&node, &kv), "1");
+
+    assert_eq!(get(&node, &kv, "a").await, json!(42), "state survived");
+    put(&node, &kv, "b", json!("x")).await;
+    let lines: Vec<_> = guest_lines(pid)
+        .into_iter()
+        .map(|l| (l.vsn, l.message))
+        .collect();
+    assert_eq!(lines.len(), 2, "one log line per get and put: {lines:?}");
+    assert!(lines.iter().all(|(vsn, _)| vsn == "1"), "{lines:?}");
+    assert!(
+        lines[0].1.contains('a') && lines[0].1.contains("42"),
+        "{lines:?}"
+    );
+    assert!(lines[1].1.contains('b'), "{lines:?}");
+    assert_eq!(
+        state(&node, &kv).await,
+        json!({"entries": {"a": 42, "b": "x"}})
+    );
+}
+
+#[tokio::test]
+async fn a_downgrade_goes_back_to_v0_with_the_state() {
+    let (node, kv) = node_with_kv().await;
+    put(&node, &kv, "a", json!([1, 2])).await;
+    node.swap_file(&kv, guest("kv-v1"), SwapOptions::default())
+        .await
+        .expect("upgrade");
+    put(&node, &kv, "b", json!(2)).await;
+    let options = SwapOptions {
+        direction: Direction::Downgrade,
+        ..SwapOptions::default()
+    };
+    let report = node
+        .swap_file(&kv, guest("kv-v0"), options)
+        .await
+        .expect("downgrade");
+    assert_eq!(
+        (report.from_vsn.as_str(), report.to_vsn.as_str()),
+        ("1", "0")
+    );
+    assert_eq!(report.direction, Direction::Downgrade);
+    assert_eq!(vsn(&node, &kv), "0");
+    assert_eq!(get(&node, &kv, "a").await, json!([1, 2]));
+    assert_eq!(get(&node, &kv, "b").await, json!(2));
+}
+
+#[tokio::test]
+async fn loading_the_same_bytes_twice_gives_the_same_version() {
+    let (node, _kv) = node_with_kv().await;
+    let again = node.load_file("kv", guest("kv-v0")).await.expect("load");
+    let modules = node.modules();
+    assert_eq!(modules.len(), 1);
+    assert_eq!(modules[0].versions.len(), 1, "no second copy of v0");
+    assert_eq!(&*again.vsn, "0");
+    node.load_file("kv", guest("kv-v1")).await.expect("load v1");
+    let vsns: Vec<_> = node.modules()[0]
+        .versions
+        .iter()
+        .map(|v| v.vsn.clone())
+        .collect();
+    assert_eq!(vsns, ["0", "1"]);
+}

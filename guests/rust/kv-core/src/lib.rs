@@ -1,0 +1,28 @@
+//! The key-value server of the seed, shared by its versions (`kv-v0`, `kv-v1`) and by the
+//! test fixtures that model a kv version gone wrong.
+//!
+//! Requests, replies and the state are JSON:
+//!
+//! | request                                  | reply                            |
+//! |------------------------------------------|----------------------------------|
+//! | `{"op":"put","key":"a","value":42}`      | the previous value, or `null`    |
+//! | `{"op":"get","key":"a"}`                 | the value, or `null`             |
+//! | `{"op":"delete","key":"a"}`              | the removed value, or `null`     |
+//! | `{"op":"keys"}`                          | the keys, sorted                 |
+//! | `{"op":"count"}`                         | the number of keys               |
+//!
+//! Anything else is the error `unknown request: <what was wrong>`. As a cast or an info
+//! message, `put` and `delete` apply without a reply and anything else is logged and ignored.
+//! The state is `{"entries":{"a":42}}` in every version, so the default code change moves
+//! between versions in either direction.
+//!
+//! A version is [`Kv`] with a [`Version`] that names it and says whether it logs accesses;
+//! a fixture that must differ in one callback implements `GenServer` itself over [`Entries`].
+
+mod entries;
+mod request;
+mod server;
+
+pub use entries::Entries;
+pub use request::Request;
+pub use server::{AccessLog, Kv, Version};

@@ -128,6 +128,14 @@ pub enum SwapError {
         to: String,
         cause: String,
     },
+    /// The old instance could not write its state; it serves on, untouched.
+    #[error("pid {pid}: {module} vsn {from} refused to write its state in snapshot: {reason}")]
+    SnapshotRefused {
+        pid: Pid,
+        module: String,
+        from: String,
+        reason: String,
+    },
     /// The old instance trapped while writing its snapshot: it cannot serve any more, so
     /// the process has exited. Nothing was committed.
     #[error("pid {pid}: {module} vsn {from} trapped in snapshot, the process exited: {cause}")]
@@ -148,7 +156,14 @@ pub enum ControlError {
     NoProcess { target: String },
     #[error("pid {pid} exited: {reason}")]
     Exited { pid: Pid, reason: ExitReason },
-    #[error("pid {pid} ({module} vsn {vsn}) trapped in snapshot: {cause}")]
+    #[error("pid {pid} ({module} vsn {vsn}) refused to write its state in snapshot: {reason}")]
+    SnapshotRefused {
+        pid: Pid,
+        module: String,
+        vsn: String,
+        reason: String,
+    },
+    #[error("pid {pid} ({module} vsn {vsn}) trapped in snapshot, the process exited: {cause}")]
     SnapshotTrapped {
         pid: Pid,
         module: String,

@@ -72,7 +72,17 @@ pub(crate) async fn migrate_and_commit(
     let to = next.module().clone();
 
     let state = match actor.instance.snapshot(limit).await {
-        Ok(state) => state,
+        Ok(Ok(state)) => state,
+        Ok(Err(reason)) => {
+            let _ = reply.send(Err(SwapError::SnapshotRefused {
+                pid,
+                module: from.name.to_string(),
+                from: from.vsn.to_string(),
+                reason,
+            }));
+            retire(next);
+            return Flow::Continue;
+        }
         Err(trap) => {
             let _ = reply.send(Err(SwapError::SnapshotTrapped {
                 pid,

@@ -11,13 +11,18 @@ async fn state_survives_a_swap_and_v1_logs_are_live() {
     let (node, kv) = node_with_kv().await;
     let pid = node.process(&kv).expect("kv").pid();
 
-    assert_eq!(put(&node, &kv, "a", json!(42)).await, json!(null));
-    assert_eq!(get(&node, &kv, "a").await, json!(42));
-    assert!(
-        guest_lines(pid).is_empty(),
-        "v0 does not log gets and puts: {:?}",
+    // Other tests run nodes of their own, whose pids overlap: this test's lines are the
+    // ones about its own keys.
+    let own_lines = || -> Vec<(String, String)> {
         guest_lines(pid)
-    );
+            .into_iter()
+            .filter(|l| l.message.contains("seed-"))
+            .map(|l| (l.vsn, l.message))
+            .collect()
+    };
+    assert_eq!(put(&node, &kv, "seed-a", json!(42)).await, json!(null));
+    assert_eq!(get(&node, &kv, "seed-a").await, json!(42));
+    assert!(own_lines().is_empty(), "v0 does not log: {:?}", own_lines());
 
     let report = node
         .swap_file(&kv, guest("kv-v1"), SwapOptions::default())
@@ -31,25 +36,19 @@ async fn state_survives_a_swap_and_v1_logs_are_live() {
     assert_eq!(report.name.as_deref(), Some("kv"));
     assert_eq!(report.direction, Direction::Upgrade);
     assert!(report.pause <= report.total);
-    assert_eq!(report.state_bytes, br#"{"entries":{"a":42}}"#.len());
+    assert_eq!(report.state_bytes, br#"{"entries":{"seed-a":42}}"#.len());
     assert_eq!(vsn(&node, &kv), "1");
 
-    assert_eq!(get(&node, &kv, "a").await, json!(42), "state survived");
-    put(&node, &kv, "b", json!("x")).await;
-    let lines: Vec<_> = guest_lines(pid)
-        .into_iter()
-        .map(|l| (l.vsn, l.message))
-        .collect();
+    assert_eq!(get(&node, &kv, "seed-a").await, json!(42), "state survived");
+    put(&node, &kv, "seed-b", json!("x")).await;
+    let lines = own_lines();
     assert_eq!(lines.len(), 2, "one log line per get and put: {lines:?}");
     assert!(lines.iter().all(|(vsn, _)| vsn == "1"), "{lines:?}");
-    assert!(
-        lines[0].1.contains('a') && lines[0].1.contains("42"),
-        "{lines:?}"
-    );
-    assert!(lines[1].1.contains('b'), "{lines:?}");
+    assert!(lines[0].1.contains("get seed-a -> 42"), "{lines:?}");
+    assert!(lines[1].1.contains("put seed-b"), "{lines:?}");
     assert_eq!(
         state(&node, &kv).await,
-        json!({"entries": {"a": 42, "b": "x"}})
+        json!({"entries": {"seed-a": 42, "seed-b": "x"}})
     );
 }
 

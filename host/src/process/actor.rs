@@ -127,8 +127,18 @@ impl ProcessActor {
                     .snapshot(self.status.policy.swap_time_limit)
                     .await
                 {
-                    Ok(state) => {
+                    Ok(Ok(state)) => {
                         let _ = reply.send(Ok(state));
+                        Flow::Continue
+                    }
+                    Ok(Err(reason)) => {
+                        let version = self.instance.module();
+                        let _ = reply.send(Err(ControlError::SnapshotRefused {
+                            pid: self.status.pid,
+                            module: version.name.to_string(),
+                            vsn: version.vsn.to_string(),
+                            reason,
+                        }));
                         Flow::Continue
                     }
                     Err(trap) => {

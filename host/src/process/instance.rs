@@ -151,7 +151,10 @@ impl GuestInstance {
         self.settle("terminate", result)
     }
 
-    pub async fn snapshot(&mut self, limit: Duration) -> Result<Vec<u8>, GuestTrap> {
+    pub async fn snapshot(
+        &mut self,
+        limit: Duration,
+    ) -> Result<Result<Vec<u8>, String>, GuestTrap> {
         arm(&mut self.store, "snapshot", limit);
         let result = self
             .bindings

@@ -3,7 +3,7 @@
 //!
 //! This is where the WIT shapes (owned byte vectors, results with string errors, exports that
 //! cannot fail) meet the guest's typed callbacks. Failures that the WIT cannot carry (a cast
-//! before `init`, a `snapshot` that does not serialise) are logged at error instead.
+//! or an info before `init`) are logged at error instead.
 
 use std::marker::PhantomData;
 
@@ -44,14 +44,8 @@ impl<S: GenServer> Guest for Adapter<S> {
         }
     }
 
-    fn snapshot() -> Vec<u8> {
-        let why = match slot::with("snapshot", |state| S::snapshot(state)) {
-            Ok(Ok(blob)) => return blob,
-            Ok(Err(why)) => why,
-            Err(why) => why.to_string(),
-        };
-        log::error(&format!("snapshot: handing over an empty state: {why}"));
-        Vec::new()
+    fn snapshot() -> Result<Vec<u8>, String> {
+        slot::with("snapshot", |state| S::snapshot(state))?
     }
 
     fn code_change(direction: Change, state: Vec<u8>, extra: Vec<u8>) -> Result<(), String> {

@@ -216,7 +216,7 @@ fn describe(callback: &'static str, error: &wasmtime::Error) -> GuestTrap {
     let cause = if let Some(deadline) = error.downcast_ref::<DeadlineExceeded>() {
         deadline.to_string()
     } else if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
-        format!("wasm trap: {trap}")
+        trap.to_string()
     } else {
         error.to_string()
     };

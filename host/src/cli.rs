@@ -11,8 +11,9 @@ use clap::{Parser, Subcommand};
 
 use hotswap::admin::{self, Client, Payload, Request};
 use hotswap::code::ModuleSummary;
+use hotswap::code::module_version::ModuleInfo;
 use hotswap::config::{DEFAULT_CONTROL, NodeConfig};
-use hotswap::{Direction, Node, ProcessInfo, ProcessRef, SpawnSpec, SwapReport};
+use hotswap::{Direction, Node, ProcessInfo, ProcessRef, ReleaseReport, SpawnSpec, SwapReport};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,8 +60,36 @@ enum Command {
     Ps,
     /// Print a process's state (its snapshot).
     State { target: String },
-    /// Load a component file as a version of MODULE.
-    Load { module: String, file: PathBuf },
+    /// Load a component file as a new version of a module (its processes keep running
+    /// their version until swapped, updated or upgraded).
+    Load {
+        file: PathBuf,
+        /// The module it is a version of; the file's stem (`kv` for `kv.wasm`) if not given.
+        #[arg(long, short)]
+        module: Option<String>,
+    },
+    /// Suspend a process: it finishes the message in hand, then user messages queue.
+    Suspend { target: String },
+    /// Resume a suspended process.
+    Resume { target: String },
+    /// Replace a process's state; the running version's code-change must accept it first.
+    ReplaceState {
+        target: String,
+        state: String,
+        #[arg(long, default_value = "")]
+        extra: String,
+    },
+    /// Move every process of MODULE to its loaded version VSN, all or nothing.
+    Update {
+        module: String,
+        vsn: String,
+        #[arg(long, default_value = "")]
+        extra: String,
+    },
+    /// Upgrade to a release (a TOML file naming module versions), all or nothing.
+    Upgrade { release: PathBuf },
+    /// Move the processes of the last release back to their previous versions.
+    Downgrade,
     /// List the loaded modules and their versions.
     Modules,
     /// Start a process of a loaded module.
@@ -143,13 +172,62 @@ impl Cli {
                 println!("{state}");
                 Ok(())
             }
-            Command::Load { module, file } => {
-                let file = absolute(&file)?;
-                let info: hotswap::code::ModuleSummary = ModuleSummary {
-                    name: module.clone(),
-                    versions: vec![ask(node, Request::Load { module, file }).await?],
+            Command::Load { file, module } => {
+                let module = match module {
+                    Some(module) => module,
+                    None => file
+                        .file_stem()
+                        .and_then(|stem| stem.to_str())
+                        .map(str::to_string)
+                        .with_context(|| format!("no module name in {}", file.display()))?,
                 };
-                print_modules(&[info]);
+                let file = absolute(&file)?;
+                let info = ask(node, Request::Load { module, file }).await?;
+                print_versions(&[info]);
+                Ok(())
+            }
+            Command::Suspend { target } => {
+                let target = parse_target(&target);
+                ask::<()>(node, Request::Suspend { target }).await
+            }
+            Command::Resume { target } => {
+                let target = parse_target(&target);
+                ask::<()>(node, Request::Resume { target }).await
+            }
+            Command::ReplaceState {
+                target,
+                state,
+                extra,
+            } => {
+                let target = parse_target(&target);
+                let request = Request::ReplaceState {
+                    target,
+                    state,
+                    extra,
+                };
+                let report: SwapReport = ask(node, request).await?;
+                println!(
+                    "replaced the state of pid {} ({} vsn {}): {} bytes accepted, pause {}",
+                    report.pid,
+                    report.module,
+                    report.to_vsn,
+                    report.state_bytes,
+                    human(report.pause)
+                );
+                Ok(())
+            }
+            Command::Update { module, vsn, extra } => {
+                let report = ask(node, Request::Update { module, vsn, extra }).await?;
+                print_release(&report);
+                Ok(())
+            }
+            Command::Upgrade { release } => {
+                let release = absolute(&release)?;
+                print_release(&ask(node, Request::Upgrade { release }).await?);
+                Ok(())
+            }
+            Command::Downgrade => {
+                print_release(&ask(node, Request::Downgrade).await?);
                 Ok(())
             }
             Command::Modules => {
@@ -288,33 +366,69 @@ fn human(d: Duration) -> String {
 
 fn print_ps(processes: &[ProcessInfo]) {
     println!(
-        "{:<6} {:<16} {:<12} {:<10} {:>9} {:>10}",
+        "{:<6} {:<16} {:<12} {:<10} {:>9} {:>10}  STATUS",
         "PID", "NAME", "MODULE", "VSN", "MAILBOX", "HANDLED"
     );
     for p in processes {
         println!(
-            "{:<6} {:<16} {:<12} {:<10} {:>9} {:>10}",
+            "{:<6} {:<16} {:<12} {:<10} {:>9} {:>10}  {}",
             p.pid,
             p.name.as_deref().unwrap_or("-"),
             p.module,
             p.vsn,
             p.mailbox,
-            p.handled
+            p.handled,
+            if p.suspended { "suspended" } else { "running" }
         );
     }
 }
 
 fn print_modules(modules: &[ModuleSummary]) {
+    let versions: Vec<_> = modules.iter().flat_map(|m| m.versions.clone()).collect();
+    print_versions(&versions);
+}
+
+fn print_versions(versions: &[ModuleInfo]) {
     println!("{:<12} {:<10} {:<14} SOURCE", "MODULE", "VSN", "HASH");
-    for module in modules {
-        for v in &module.versions {
-            println!(
-                "{:<12} {:<10} {:<14} {}",
-                v.name,
-                v.vsn,
-                &v.hash[..12.min(v.hash.len())],
-                v.source
-            );
-        }
+    for v in versions {
+        println!(
+            "{:<12} {:<10} {:<14} {}",
+            v.name,
+            v.vsn,
+            &v.hash[..12.min(v.hash.len())],
+            v.source
+        );
     }
+}
+
+fn print_release(report: &ReleaseReport) {
+    if report.processes.is_empty() {
+        println!("{}: nothing to move, every process is already there", report.release);
+        return;
+    }
+    println!(
+        "{}: {} processes moved, all or nothing",
+        report.release,
+        report.processes.len()
+    );
+    println!(
+        "  {:<6} {:<16} {:<12} {:<16} {:>10} {:>8}",
+        "PID", "NAME", "MODULE", "VSN", "PAUSE", "QUEUED"
+    );
+    for p in &report.processes {
+        println!(
+            "  {:<6} {:<16} {:<12} {:<16} {:>10} {:>8}",
+            p.pid,
+            p.name.as_deref().unwrap_or("-"),
+            p.module,
+            format!("{} -> {}", p.from_vsn, p.to_vsn),
+            human(p.pause),
+            p.queued_during_pause
+        );
+    }
+    println!(
+        "  whole release: pause {} (first suspend to last resume), total {}",
+        human(report.pause),
+        human(report.total)
+    );
 }

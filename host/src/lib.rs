@@ -39,6 +39,7 @@ pub mod error;
 mod node;
 pub mod process;
 mod registry;
+pub mod release;
 mod runtime_api;
 pub mod sandbox;
 pub mod swap;
@@ -48,5 +49,6 @@ pub use error::{CallError, ControlError, LoadError, NodeError, SpawnError, SwapE
 pub use node::{Node, SpawnSpec};
 pub use process::{ExitReason, OUTSIDE, Pid, ProcessHandle, ProcessInfo};
 pub use registry::ProcessRef;
+pub use release::{Release, ReleaseError, ReleaseReport};
 pub use sandbox::Policy;
 pub use swap::{Direction, SwapOptions, SwapReport};

@@ -18,7 +18,8 @@ use crate::process::status::ProcessStatus;
 use crate::process::{OUTSIDE, Pid, ProcessHandle, ProcessInfo};
 use crate::registry::{ProcessRef, Registry};
 use crate::sandbox::Policy;
-use crate::swap::{SwapOptions, SwapReport};
+use crate::release::{self, AppliedRelease, Move, Release, ReleaseError, ReleaseReport};
+use crate::swap::{Direction, SwapOptions, SwapReport};
 
 /// A node: cheap to clone, every clone is the same node.
 #[derive(Clone)]
@@ -32,6 +33,9 @@ struct NodeInner {
     modules: ModuleStore,
     registry: Arc<Registry>,
     default_policy: Policy,
+    /// The releases applied, newest last, for `downgrade`. The async lock also makes
+    /// releases run one at a time.
+    releases: tokio::sync::Mutex<Vec<AppliedRelease>>,
 }
 
 /// What to start: a module (at a version, or its latest), with `init` arguments, a name to
@@ -95,6 +99,7 @@ impl Node {
                 modules: ModuleStore::default(),
                 registry,
                 default_policy,
+                releases: tokio::sync::Mutex::default(),
             }),
         })
     }
@@ -136,6 +141,11 @@ impl Node {
         let version = self.inner.modules.insert(version);
         tracing::info!(module = %version.name, vsn = %version.vsn, hash = %&version.hash[..12], "loaded");
         Ok(version)
+    }
+
+    /// A loaded version of `module`: the latest loaded that exports `vsn`.
+    pub fn module_version(&self, module: &str, vsn: &str) -> Option<Arc<ModuleVersion>> {
+        self.inner.modules.by_vsn(module, vsn)
     }
 
     /// The modules loaded on this node, with their versions in load order.
@@ -324,6 +334,148 @@ impl Node {
         self.process(target).ok_or_else(|| ControlError::NoProcess {
             target: target.to_string(),
         })
+    }
+
+    /// Suspends a process after the message in hand (`sys:suspend`): user messages queue,
+    /// control requests are still served. Idempotent.
+    pub async fn suspend(&self, target: &ProcessRef) -> Result<(), ControlError> {
+        self.handle_for_control(target)?.suspend().await
+    }
+
+    /// Resumes a suspended process (`sys:resume`). Idempotent.
+    pub async fn resume(&self, target: &ProcessRef) -> Result<(), ControlError> {
+        self.handle_for_control(target)?.resume().await
+    }
+
+    /// Replaces a process's state (`sys:replace_state`, made safe): `state` goes through
+    /// `code-change` on a fresh instance of the running version, and is committed only if
+    /// that instance accepts it. A bad blob never reaches the process.
+    pub async fn replace_state(
+        &self,
+        target: &ProcessRef,
+        state: Vec<u8>,
+        extra: Vec<u8>,
+    ) -> Result<SwapReport, SwapError> {
+        let requested_at = Instant::now();
+        let handle = self.handle_for_swap(target)?;
+        let version = handle.status.running();
+        let options = SwapOptions {
+            extra,
+            direction: Direction::Upgrade,
+            state: Some(state),
+        };
+        self.swap_prepared(handle, version, options, requested_at)
+            .await
+    }
+
+    /// Moves every process of `module` to `version`, all or nothing (OTP's
+    /// `{update, Module, {advanced, Extra}}`).
+    pub async fn update_module(
+        &self,
+        version: Arc<ModuleVersion>,
+        extra: Vec<u8>,
+    ) -> Result<ReleaseReport, ReleaseError> {
+        let name = format!("update {} to vsn {}", version.name, version.vsn);
+        self.apply(&name, vec![(version, extra)], Instant::now())
+            .await
+    }
+
+    /// Upgrades to a release: every process of every module it names moves to that
+    /// module's version, all or nothing.
+    pub async fn upgrade(&self, release: &Release) -> Result<ReleaseReport, ReleaseError> {
+        let started = Instant::now();
+        let mut targets = Vec::with_capacity(release.modules.len());
+        for module in &release.modules {
+            let version = match (&module.file, &module.vsn) {
+                (Some(file), _) => self.load_file(&module.name, file).await.map_err(|source| {
+                    ReleaseError::Load {
+                        release: release.name.clone(),
+                        module: module.name.clone(),
+                        source,
+                    }
+                })?,
+                (None, vsn) => {
+                    let vsn = vsn.clone().unwrap_or_default();
+                    self.inner
+                        .modules
+                        .by_vsn(&module.name, &vsn)
+                        .ok_or_else(|| ReleaseError::NoSuchVersion {
+                            release: release.name.clone(),
+                            module: module.name.clone(),
+                            vsn,
+                        })?
+                }
+            };
+            targets.push((version, module.extra.clone().into_bytes()));
+        }
+        self.apply(&release.name, targets, started).await
+    }
+
+    /// Moves the processes of the last release applied back to the versions they had
+    /// before it, as a downgrade, all or nothing.
+    pub async fn downgrade(&self) -> Result<ReleaseReport, ReleaseError> {
+        let started = Instant::now();
+        let mut releases = self.inner.releases.lock().await;
+        let last = releases.pop().ok_or(ReleaseError::NothingToDowngrade)?;
+        let moves = last
+            .moves
+            .iter()
+            .filter_map(|(pid, from, to)| {
+                let handle = self.inner.registry.lookup(*pid)?;
+                // Only processes still on what the release gave them go back.
+                (handle.status.running().hash == to.hash).then(|| Move {
+                    handle,
+                    from: to.clone(),
+                    to: from.clone(),
+                    extra: Vec::new(),
+                })
+            })
+            .collect();
+        let name = format!("downgrade from {}", last.name);
+        let registry = &self.inner.registry;
+        match release::execute(&name, moves, Direction::Downgrade, registry, started).await {
+            Ok(report) => Ok(report),
+            Err(error) => {
+                releases.push(last);
+                Err(error)
+            }
+        }
+    }
+
+    /// Plans and runs a release over the processes of the given module versions.
+    async fn apply(
+        &self,
+        name: &str,
+        targets: Vec<(Arc<ModuleVersion>, Vec<u8>)>,
+        started: Instant,
+    ) -> Result<ReleaseReport, ReleaseError> {
+        let mut releases = self.inner.releases.lock().await;
+        let processes = self.inner.registry.all();
+        let mut moves = Vec::new();
+        for (to, extra) in &targets {
+            for handle in &processes {
+                let from = handle.status.running();
+                if from.name == to.name && from.hash != to.hash {
+                    moves.push(Move {
+                        handle: handle.clone(),
+                        from,
+                        to: to.clone(),
+                        extra: extra.clone(),
+                    });
+                }
+            }
+        }
+        let applied = AppliedRelease {
+            name: name.to_string(),
+            moves: moves
+                .iter()
+                .map(|m| (m.handle.pid(), m.from.clone(), m.to.clone()))
+                .collect(),
+        };
+        let registry = &self.inner.registry;
+        let report = release::execute(name, moves, Direction::Upgrade, registry, started).await?;
+        releases.push(applied);
+        Ok(report)
     }
 
     /// Every live process, by pid.

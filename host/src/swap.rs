@@ -2,8 +2,9 @@
 //!
 //! The caller prepares the new instance in a fresh `Store` before anything pauses (see
 //! `Node::swap`); the actor then, between two messages, takes the old instance's
-//! `snapshot`, hands it to the new instance's `code-change`, and commits only if that
-//! succeeds. The pause is those two guest calls; a failure at either drops the new
+//! `snapshot`, hands it to the new instance's `code-change` (*stage*), and *commits* only if
+//! that succeeded. A single swap stages and commits in one pause; a release (`release.rs`)
+//! stages every process first and commits all of them or none. The pause is those two guest calls; a failure at either drops the new
 //! instance and leaves the old one serving, untouched (a trap in the *old* instance's
 //! `snapshot` is the one exception: that instance is dead, and so is the process).
 
@@ -12,9 +13,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use std::sync::Arc;
+
 use crate::bindings::Change;
+use crate::code::ModuleVersion;
 use crate::error::SwapError;
-use crate::process::Pid;
+use crate::process::{ExitReason, Pid};
 use crate::process::actor::{Flow, ProcessActor};
 use crate::process::instance::GuestInstance;
 
@@ -33,6 +37,8 @@ pub struct SwapOptions {
     /// Free-form bytes for `code-change` (OTP's `Extra`); empty when not given.
     pub extra: Vec<u8>,
     pub direction: Direction,
+    /// A state to hand over instead of the old instance's `snapshot` (`replace-state`).
+    pub state: Option<Vec<u8>>,
 }
 
 /// What a committed swap reports.
@@ -44,7 +50,8 @@ pub struct SwapReport {
     pub from_vsn: String,
     pub to_vsn: String,
     pub direction: Direction,
-    /// How long the mailbox was not served: `snapshot` plus `code-change` plus the commit.
+    /// How long the mailbox was not served: `snapshot` plus `code-change` plus the commit
+    /// (for a release: from this process's suspension to its resumption).
     #[serde(with = "micros", rename = "pause_us")]
     pub pause: Duration,
     /// From the request to the reply, loading and instantiating included.
@@ -56,104 +63,157 @@ pub struct SwapReport {
     pub state_bytes: usize,
 }
 
-/// Runs in the actor, between two messages: the pause.
-pub(crate) async fn migrate_and_commit(
+/// A new instance that has accepted the state, waiting for the commit (or the abort) of
+/// the swap or release it belongs to. The old instance is untouched until then.
+pub(crate) struct Staged {
+    instance: GuestInstance,
+    from: Arc<ModuleVersion>,
+    direction: Direction,
+    state_bytes: usize,
+}
+
+/// Why staging failed: the error for the requester, and the exit reason when the old
+/// instance itself died (a trap in its `snapshot`).
+pub(crate) struct StageFailure {
+    pub error: SwapError,
+    pub exit: Option<ExitReason>,
+}
+
+/// Steps 4-5, in the actor between two messages: hand the old instance's state (or the
+/// replacement state) to `next`'s `code-change`. Nothing is committed.
+pub(crate) async fn stage(
     actor: &mut ProcessActor,
     mut next: GuestInstance,
     options: SwapOptions,
-    requested_at: Instant,
-    reply: oneshot::Sender<Result<SwapReport, SwapError>>,
-) -> Flow {
-    let paused_at = Instant::now();
-    let queued_before = actor.status.enqueued();
+) -> Result<Staged, StageFailure> {
     let pid = actor.status.pid;
     let limit = actor.status.policy.swap_time_limit;
     let from = actor.instance.module().clone();
     let to = next.module().clone();
+    let refuse = |error: SwapError, next: GuestInstance| {
+        tracing::warn!(pid, module = %from.name, vsn = %from.vsn, %error, "swap refused");
+        retire(next);
+        StageFailure { error, exit: None }
+    };
 
-    let state = match actor.instance.snapshot(limit).await {
-        Ok(Ok(state)) => state,
-        Ok(Err(reason)) => {
-            let _ = reply.send(Err(SwapError::SnapshotRefused {
-                pid,
-                module: from.name.to_string(),
-                from: from.vsn.to_string(),
-                reason,
-            }));
-            retire(next);
-            return Flow::Continue;
-        }
-        Err(trap) => {
-            let _ = reply.send(Err(SwapError::SnapshotTrapped {
-                pid,
-                module: from.name.to_string(),
-                from: from.vsn.to_string(),
-                cause: trap.cause.clone(),
-            }));
-            retire(next);
-            return Flow::Exit(trap.into());
-        }
+    let state = match options.state {
+        Some(state) => state,
+        None => match actor.instance.snapshot(limit).await {
+            Ok(Ok(state)) => state,
+            Ok(Err(reason)) => {
+                let error = SwapError::SnapshotRefused {
+                    pid,
+                    module: from.name.to_string(),
+                    from: from.vsn.to_string(),
+                    reason,
+                };
+                return Err(refuse(error, next));
+            }
+            Err(trap) => {
+                let error = SwapError::SnapshotTrapped {
+                    pid,
+                    module: from.name.to_string(),
+                    from: from.vsn.to_string(),
+                    cause: trap.cause.clone(),
+                };
+                let mut failure = refuse(error, next);
+                failure.exit = Some(trap.into());
+                return Err(failure);
+            }
+        },
     };
 
     let change = match options.direction {
         Direction::Upgrade => Change::Upgrade(from.vsn.to_string()),
         Direction::Downgrade => Change::Downgrade(from.vsn.to_string()),
     };
-    let refusal = match next
+    let error = match next
         .code_change(&change, &state, &options.extra, limit)
         .await
     {
-        Ok(Ok(())) => None,
-        Ok(Err(reason)) => Some(SwapError::CodeChangeRefused {
+        Ok(Ok(())) => {
+            return Ok(Staged {
+                instance: next,
+                from,
+                direction: options.direction,
+                state_bytes: state.len(),
+            });
+        }
+        Ok(Err(reason)) => SwapError::CodeChangeRefused {
             pid,
             module: to.name.to_string(),
             from: from.vsn.to_string(),
             to: to.vsn.to_string(),
             reason,
-        }),
-        Err(trap) => Some(SwapError::CodeChangeTrapped {
+        },
+        Err(trap) => SwapError::CodeChangeTrapped {
             pid,
             module: to.name.to_string(),
             from: from.vsn.to_string(),
             to: to.vsn.to_string(),
             cause: trap.cause,
-        }),
+        },
     };
-    if let Some(error) = refusal {
-        tracing::warn!(pid, module = %from.name, vsn = %from.vsn, %error, "swap rolled back");
-        let _ = reply.send(Err(error));
-        retire(next);
-        return Flow::Continue;
-    }
+    Err(refuse(error, next))
+}
 
-    // Commit: from here on the mailbox feeds the new instance.
-    let old = std::mem::replace(&mut actor.instance, next);
+/// Step 6: from here on the mailbox feeds the staged instance. Returns the report with
+/// the timings left for the caller to fill in.
+pub(crate) fn commit(actor: &mut ProcessActor, staged: Staged) -> SwapReport {
+    let to = staged.instance.module().clone();
+    let old = std::mem::replace(&mut actor.instance, staged.instance);
     actor.status.set_running(to.clone());
-    let pause = paused_at.elapsed();
-    let report = SwapReport {
-        pid,
-        name: actor.status.name.clone(),
-        module: to.name.to_string(),
-        from_vsn: from.vsn.to_string(),
-        to_vsn: to.vsn.to_string(),
-        direction: options.direction,
-        pause,
-        total: requested_at.elapsed(),
-        queued_during_pause: actor.status.enqueued() - queued_before,
-        state_bytes: state.len(),
-    };
+    retire(old);
     tracing::info!(
-        pid,
+        pid = actor.status.pid,
         module = %to.name,
-        from = %from.vsn,
+        from = %staged.from.vsn,
         to = %to.vsn,
-        pause_us = pause.as_micros() as u64,
-        queued = report.queued_during_pause,
         "swapped"
     );
-    let _ = reply.send(Ok(report));
-    retire(old);
-    Flow::Continue
+    SwapReport {
+        pid: actor.status.pid,
+        name: actor.status.name.clone(),
+        module: to.name.to_string(),
+        from_vsn: staged.from.vsn.to_string(),
+        to_vsn: to.vsn.to_string(),
+        direction: staged.direction,
+        pause: Duration::ZERO,
+        total: Duration::ZERO,
+        queued_during_pause: 0,
+        state_bytes: staged.state_bytes,
+    }
+}
+
+/// Discards a staged instance: the old one serves on.
+pub(crate) fn abort(staged: Staged) {
+    retire(staged.instance);
+}
+
+/// A single swap, in the actor: stage and commit in one pause.
+pub(crate) async fn swap_now(
+    actor: &mut ProcessActor,
+    next: GuestInstance,
+    options: SwapOptions,
+    requested_at: Instant,
+    reply: oneshot::Sender<Result<SwapReport, SwapError>>,
+) -> Flow {
+    let paused_at = Instant::now();
+    let queued_before = actor.status.enqueued();
+    match stage(actor, next, options).await {
+        Ok(staged) => {
+            let mut report = commit(actor, staged);
+            report.pause = paused_at.elapsed();
+            report.total = requested_at.elapsed();
+            report.queued_during_pause = actor.status.enqueued() - queued_before;
+            let _ = reply.send(Ok(report));
+            Flow::Continue
+        }
+        Err(StageFailure { error, exit }) => {
+            let _ = reply.send(Err(error));
+            exit.map_or(Flow::Continue, Flow::Exit)
+        }
+    }
 }
 
 /// Drops an instance that no longer serves, off the actor's task: freeing a Store is work
@@ -162,7 +222,7 @@ fn retire(instance: GuestInstance) {
     tokio::task::spawn_blocking(move || drop(instance));
 }
 
-mod micros {
+pub(crate) mod micros {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

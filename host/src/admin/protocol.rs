@@ -55,6 +55,32 @@ pub enum Request {
     State {
         target: ProcessRef,
     },
+    /// Replace the state, through `code-change` on a fresh instance of the running version.
+    ReplaceState {
+        target: ProcessRef,
+        state: String,
+        #[serde(default)]
+        extra: String,
+    },
+    Suspend {
+        target: ProcessRef,
+    },
+    Resume {
+        target: ProcessRef,
+    },
+    /// Move every process of `module` to its loaded version `vsn`, all or nothing.
+    Update {
+        module: String,
+        vsn: String,
+        #[serde(default)]
+        extra: String,
+    },
+    /// Upgrade to the release described by a release file (on the node's file system).
+    Upgrade {
+        release: PathBuf,
+    },
+    /// Move the processes of the last release back to their previous versions.
+    Downgrade,
     Stop {
         target: ProcessRef,
         #[serde(default = "default_stop_reason")]

@@ -9,6 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::admin::protocol::{Payload, Request, Response};
 use crate::node::{Node, SpawnSpec};
+use crate::release::Release;
 use crate::swap::SwapOptions;
 
 /// How long a `call` waits for its reply when the request does not say.
@@ -142,6 +143,7 @@ async fn handle(node: &Node, request: Request) -> Response {
             let options = SwapOptions {
                 extra: extra.into_bytes(),
                 direction,
+                state: None,
             };
             match node.swap_file(&target, &file, options).await {
                 Ok(report) => success(report),
@@ -151,6 +153,48 @@ async fn handle(node: &Node, request: Request) -> Response {
         Request::State { target } => match node.get_state(&target).await {
             Ok(state) => success(Payload::from_bytes(state)),
             Err(error) => failure("state", error.to_string()),
+        },
+        Request::ReplaceState {
+            target,
+            state,
+            extra,
+        } => match node
+            .replace_state(&target, state.into_bytes(), extra.into_bytes())
+            .await
+        {
+            Ok(report) => success(report),
+            Err(error) => failure("replace_state", error.to_string()),
+        },
+        Request::Suspend { target } => match node.suspend(&target).await {
+            Ok(()) => success(()),
+            Err(error) => failure("suspend", error.to_string()),
+        },
+        Request::Resume { target } => match node.resume(&target).await {
+            Ok(()) => success(()),
+            Err(error) => failure("resume", error.to_string()),
+        },
+        Request::Update { module, vsn, extra } => {
+            let Some(version) = node.module_version(&module, &vsn) else {
+                return failure(
+                    "update",
+                    format!("module {module} has no version {vsn:?} loaded"),
+                );
+            };
+            match node.update_module(version, extra.into_bytes()).await {
+                Ok(report) => success(report),
+                Err(error) => failure("update", error.to_string()),
+            }
+        }
+        Request::Upgrade { release } => match Release::from_file(&release) {
+            Ok(release) => match node.upgrade(&release).await {
+                Ok(report) => success(report),
+                Err(error) => failure("upgrade", error.to_string()),
+            },
+            Err(error) => failure("upgrade", error.to_string()),
+        },
+        Request::Downgrade => match node.downgrade().await {
+            Ok(report) => success(report),
+            Err(error) => failure("downgrade", error.to_string()),
         },
         Request::Stop { target, reason } => match node.stop(&target, &reason).await {
             Ok(()) => success(()),

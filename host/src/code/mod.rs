@@ -6,7 +6,7 @@
 
 mod loader;
 mod module_store;
-mod module_version;
+pub mod module_version;
 
 pub use loader::Loader;
 pub use module_store::{ModuleStore, ModuleSummary};

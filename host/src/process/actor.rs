@@ -16,7 +16,7 @@ use crate::process::mailbox::Envelope;
 use crate::process::status::ProcessStatus;
 use crate::process::{ExitReason, ProcessHandle};
 use crate::registry::Registry;
-use crate::swap;
+use crate::swap::{self, StageFailure, Staged};
 
 pub(crate) struct ProcessActor {
     pub status: Arc<ProcessStatus>,
@@ -25,6 +25,10 @@ pub(crate) struct ProcessActor {
     mailbox: mpsc::Receiver<Envelope>,
     control: mpsc::Receiver<Control>,
     registry: Arc<Registry>,
+    /// While set, user messages wait in the mailbox; control signals are still served.
+    suspended: bool,
+    /// A new instance that accepted the state, waiting for its release to commit or abort.
+    staged: Option<Staged>,
 }
 
 /// What the loop does after a signal or a message.
@@ -51,6 +55,8 @@ impl ProcessActor {
             mailbox,
             control,
             registry,
+            suspended: false,
+            staged: None,
         };
         (handle, actor)
     }
@@ -62,7 +68,9 @@ impl ProcessActor {
             let flow = tokio::select! {
                 biased;
                 Some(signal) = self.control.recv() => self.serve_control(signal).await,
-                Some(envelope) = self.mailbox.recv() => self.serve_message(envelope).await,
+                Some(envelope) = self.mailbox.recv(), if !self.suspended => {
+                    self.serve_message(envelope).await
+                }
                 else => Flow::Exit(ExitReason::Shutdown),
             };
             if let Flow::Exit(reason) = flow {
@@ -120,7 +128,51 @@ impl ProcessActor {
                 options,
                 requested_at,
                 reply,
-            } => swap::migrate_and_commit(self, *next, options, requested_at, reply).await,
+            } => swap::swap_now(self, *next, options, requested_at, reply).await,
+            Control::Stage {
+                next,
+                options,
+                reply,
+            } => {
+                if let Some(previous) = self.staged.take() {
+                    swap::abort(previous);
+                }
+                match swap::stage(self, *next, options).await {
+                    Ok(staged) => {
+                        self.staged = Some(staged);
+                        let _ = reply.send(Ok(()));
+                        Flow::Continue
+                    }
+                    Err(StageFailure { error, exit }) => {
+                        let _ = reply.send(Err(error));
+                        exit.map_or(Flow::Continue, Flow::Exit)
+                    }
+                }
+            }
+            Control::Commit { reply } => {
+                let report = self.staged.take().map(|staged| swap::commit(self, staged));
+                let _ = reply.send(report);
+                Flow::Continue
+            }
+            Control::Abort { reply } => {
+                if let Some(staged) = self.staged.take() {
+                    swap::abort(staged);
+                }
+                let _ = reply.send(());
+                Flow::Continue
+            }
+            Control::Suspend { reply } => {
+                self.suspended = true;
+                self.status.suspended.store(true, Ordering::Release);
+                let _ = reply.send(());
+                Flow::Continue
+            }
+            Control::Resume { reply } => {
+                self.suspended = false;
+                self.status.suspended.store(false, Ordering::Release);
+                let _ = reply.send(());
+                Flow::Continue
+            }
             Control::GetState { reply } => {
                 match self
                     .instance
@@ -205,6 +257,7 @@ impl ProcessActor {
         }
         // The Store can be large; dropping it is work that no caller waits for.
         let instance = self.instance;
-        tokio::task::spawn_blocking(move || drop(instance));
+        let staged = self.staged;
+        tokio::task::spawn_blocking(move || drop((instance, staged)));
     }
 }

@@ -1,5 +1,5 @@
 //! Control signals: requests about a process rather than to it, served before any
-//! waiting user message but never in the middle of one.
+//! waiting user message but never in the middle of one, and served while suspended.
 
 use std::time::Instant;
 
@@ -10,7 +10,8 @@ use crate::process::instance::GuestInstance;
 use crate::swap::{SwapOptions, SwapReport};
 
 pub(crate) enum Control {
-    /// Hand the state to `next` (already instantiated, outside the pause) and commit.
+    /// Hand the state to `next` (already instantiated, outside the pause) and commit, in
+    /// one pause.
     Swap {
         next: Box<GuestInstance>,
         options: SwapOptions,
@@ -18,6 +19,22 @@ pub(crate) enum Control {
         requested_at: Instant,
         reply: oneshot::Sender<Result<SwapReport, SwapError>>,
     },
+    /// Hand the state to `next` but do not commit yet: a release stages every process first.
+    Stage {
+        next: Box<GuestInstance>,
+        options: SwapOptions,
+        reply: oneshot::Sender<Result<(), SwapError>>,
+    },
+    /// Make the staged instance the one the mailbox feeds. `None` if nothing was staged.
+    Commit {
+        reply: oneshot::Sender<Option<SwapReport>>,
+    },
+    /// Drop the staged instance, if any; the current one serves on.
+    Abort { reply: oneshot::Sender<()> },
+    /// Stop serving user messages (they queue); control signals are still served.
+    Suspend { reply: oneshot::Sender<()> },
+    /// Serve user messages again.
+    Resume { reply: oneshot::Sender<()> },
     /// The current state blob (`snapshot`).
     GetState {
         reply: oneshot::Sender<Result<Vec<u8>, ControlError>>,

@@ -107,49 +107,98 @@ impl ProcessHandle {
         options: SwapOptions,
         requested_at: Instant,
     ) -> Result<SwapReport, SwapError> {
-        let (reply, answer) = oneshot::channel();
-        let signal = Control::Swap {
-            next: Box::new(next),
+        let next = Box::new(next);
+        self.signal(|reply| Control::Swap {
+            next,
             options,
             requested_at,
             reply,
-        };
-        let gone = || SwapError::Exited {
+        })
+        .await
+        .map_err(|reason| SwapError::Exited {
             pid: self.pid(),
-            reason: self.status.exit_reason(),
-        };
-        self.control.send(signal).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+            reason,
+        })?
+    }
+
+    /// Migrates the state into `next` without committing (a release's second phase).
+    pub(crate) async fn stage(
+        &self,
+        next: GuestInstance,
+        options: SwapOptions,
+    ) -> Result<(), SwapError> {
+        let next = Box::new(next);
+        self.signal(|reply| Control::Stage {
+            next,
+            options,
+            reply,
+        })
+        .await
+        .map_err(|reason| SwapError::Exited {
+            pid: self.pid(),
+            reason,
+        })?
+    }
+
+    /// Commits what [`stage`](Self::stage) prepared.
+    pub(crate) async fn commit(&self) -> Result<Option<SwapReport>, ExitReason> {
+        self.signal(|reply| Control::Commit { reply }).await
+    }
+
+    /// Drops what [`stage`](Self::stage) prepared, if anything.
+    pub(crate) async fn abort(&self) -> Result<(), ExitReason> {
+        self.signal(|reply| Control::Abort { reply }).await
+    }
+
+    /// Stops serving user messages after the one in hand; they queue until `resume`.
+    /// Control requests are still served. Idempotent.
+    pub async fn suspend(&self) -> Result<(), ControlError> {
+        self.signal(|reply| Control::Suspend { reply })
+            .await
+            .map_err(|reason| self.control_exited(reason))
+    }
+
+    /// Serves user messages again. Idempotent.
+    pub async fn resume(&self) -> Result<(), ControlError> {
+        self.signal(|reply| Control::Resume { reply })
+            .await
+            .map_err(|reason| self.control_exited(reason))
     }
 
     /// The process's state blob, read between two messages.
     pub async fn get_state(&self) -> Result<Vec<u8>, ControlError> {
-        let (reply, answer) = oneshot::channel();
-        let gone = || ControlError::Exited {
-            pid: self.pid(),
-            reason: self.status.exit_reason(),
-        };
-        self.control
-            .send(Control::GetState { reply })
+        self.signal(|reply| Control::GetState { reply })
             .await
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+            .map_err(|reason| self.control_exited(reason))?
     }
 
     /// Stops the process after the message in hand: `terminate` runs, then it exits.
     /// Messages still queued are answered with the exit reason.
     pub async fn stop(&self, reason: &str) -> Result<(), ControlError> {
+        let reason = reason.to_string();
+        self.signal(|reply| Control::Stop { reason, reply })
+            .await
+            .map_err(|reason| self.control_exited(reason))
+    }
+
+    /// Sends a control signal built around a reply channel and waits for the answer; the
+    /// error is the exit reason when the process is gone (or goes) before answering.
+    async fn signal<T>(
+        &self,
+        signal: impl FnOnce(oneshot::Sender<T>) -> Control,
+    ) -> Result<T, ExitReason> {
         let (reply, answer) = oneshot::channel();
-        let signal = Control::Stop {
-            reason: reason.to_string(),
-            reply,
-        };
-        let gone = || ControlError::Exited {
+        if self.control.send(signal(reply)).await.is_err() {
+            return Err(self.status.exit_reason());
+        }
+        answer.await.map_err(|_| self.status.exit_reason())
+    }
+
+    fn control_exited(&self, reason: ExitReason) -> ControlError {
+        ControlError::Exited {
             pid: self.pid(),
-            reason: self.status.exit_reason(),
-        };
-        self.control.send(signal).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())
+            reason,
+        }
     }
 
     /// The exit reason, once the process has ended.
@@ -174,6 +223,7 @@ impl ProcessHandle {
             mailbox: capacity - self.mailbox.capacity(),
             mailbox_capacity: capacity,
             handled: self.status.handled.load(Ordering::Relaxed),
+            suspended: self.status.suspended.load(Ordering::Acquire),
         }
     }
 }

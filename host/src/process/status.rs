@@ -1,7 +1,7 @@
 //! What the handles and the actor of one process share: identity, counters and the exit
 //! reason, readable without asking the actor (so `ps` never waits behind a busy guest).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,8 @@ pub(crate) struct ProcessStatus {
     pub enqueued: AtomicU64,
     /// Messages served, ever.
     pub handled: AtomicU64,
+    /// Whether the actor is suspended (mirrored here for `ps`).
+    pub suspended: AtomicBool,
     pub exit: OnceLock<ExitReason>,
 }
 
@@ -39,6 +41,7 @@ impl ProcessStatus {
             running: Mutex::new(running),
             enqueued: AtomicU64::new(0),
             handled: AtomicU64::new(0),
+            suspended: AtomicBool::new(false),
             exit: OnceLock::new(),
         }
     }
@@ -78,4 +81,6 @@ pub struct ProcessInfo {
     pub mailbox_capacity: usize,
     /// Messages served so far.
     pub handled: u64,
+    /// Suspended processes queue user messages without serving them.
+    pub suspended: bool,
 }

@@ -403,7 +403,10 @@ fn print_versions(versions: &[ModuleInfo]) {
 
 fn print_release(report: &ReleaseReport) {
     if report.processes.is_empty() {
-        println!("{}: nothing to move, every process is already there", report.release);
+        println!(
+            "{}: nothing to move, every process is already there",
+            report.release
+        );
         return;
     }
     println!(

@@ -17,8 +17,8 @@ use crate::process::instance::GuestInstance;
 use crate::process::status::ProcessStatus;
 use crate::process::{OUTSIDE, Pid, ProcessHandle, ProcessInfo};
 use crate::registry::{ProcessRef, Registry};
-use crate::sandbox::Policy;
 use crate::release::{self, AppliedRelease, Move, Release, ReleaseError, ReleaseReport};
+use crate::sandbox::Policy;
 use crate::swap::{Direction, SwapOptions, SwapReport};
 
 /// A node: cheap to clone, every clone is the same node.
@@ -474,7 +474,10 @@ impl Node {
         };
         let registry = &self.inner.registry;
         let report = release::execute(name, moves, Direction::Upgrade, registry, started).await?;
-        releases.push(applied);
+        // A release that moved nothing leaves nothing to go back from.
+        if !applied.moves.is_empty() {
+            releases.push(applied);
+        }
         Ok(report)
     }
 

@@ -73,11 +73,10 @@ impl Release {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut release: Release =
-            toml::from_str(&text).map_err(|e| ReleaseFileError::Parse {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+        let mut release: Release = toml::from_str(&text).map_err(|e| ReleaseFileError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for module in &mut release.modules {
             if module.file.is_some() == module.vsn.is_some() {
@@ -270,7 +269,12 @@ pub(crate) async fn execute(
         }
     }
     let pause = paused_at.elapsed();
-    tracing::info!(release, processes = reports.len(), pause_us = pause.as_micros() as u64, "release applied");
+    tracing::info!(
+        release,
+        processes = reports.len(),
+        pause_us = pause.as_micros() as u64,
+        "release applied"
+    );
     Ok(ReleaseReport {
         release: release.to_string(),
         direction,

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use crate::bindings::Change;
 use crate::code::ModuleVersion;
 use crate::error::SwapError;
-use crate::process::{ExitReason, Pid};
 use crate::process::actor::{Flow, ProcessActor};
 use crate::process::instance::GuestInstance;
+use crate::process::{ExitReason, Pid};
 
 /// Which way a swap goes; the new instance's `code-change` is told, with the vsn being left.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,163 @@
+//! Releases and module updates: many processes move all or nothing, and back.
+
+use std::path::Path;
+
+use hotswap::{Direction, Node, Policy, ProcessRef, Release, ReleaseError, SpawnSpec, SwapError};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// Two `kv` processes and one `cache` process (the same component under another module
+/// name), each holding a distinct state.
+async fn three_processes() -> (Node, Vec<ProcessRef>) {
+    let node = Node::new(Policy::default()).expect("node");
+    node.load_file("kv", guest("kv-v0")).await.expect("kv v0");
+    node.load_file("cache", guest("kv-v0"))
+        .await
+        .expect("cache v0");
+    let mut refs = Vec::new();
+    for (module, name) in [("kv", "kv-1"), ("kv", "kv-2"), ("cache", "cache")] {
+        node.spawn(SpawnSpec::new(module).name(name))
+            .await
+            .expect("spawn");
+        let target = ProcessRef::from(name);
+        put(&node, &target, "owner", json!(name)).await;
+        refs.push(target);
+    }
+    (node, refs)
+}
+
+async fn snapshot_all(node: &Node, refs: &[ProcessRef]) -> Vec<(String, Value)> {
+    let mut all = Vec::new();
+    for target in refs {
+        all.push((vsn(node, target), state(node, target).await));
+    }
+    all
+}
+
+fn release(text: &str) -> Release {
+    let dir = std::env::temp_dir().join(format!(
+        "hotswap-release-{}-{}",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("release.toml");
+    std::fs::write(&path, text).expect("write release");
+    let release = Release::from_file(&path).expect("valid release");
+    let _ = std::fs::remove_dir_all(&dir);
+    release
+}
+
+fn file(p: &Path) -> String {
+    p.display().to_string()
+}
+
+#[tokio::test]
+async fn a_release_with_one_failing_module_moves_nobody() {
+    let (node, refs) = three_processes().await;
+    let before = snapshot_all(&node, &refs).await;
+    let bad = release(&format!(
+        "name = \"bad\"\n[[module]]\nname = \"kv\"\nfile = \"{}\"\n[[module]]\nname = \"cache\"\nfile = \"{}\"\n",
+        file(&guest("kv-v1")),
+        file(&guest("kv-migrate-error"))
+    ));
+    let error = node.upgrade(&bad).await.expect_err("cache refuses");
+    let ReleaseError::RolledBack { failures, .. } = &error else {
+        panic!("expected a rollback, got {error}");
+    };
+    assert_eq!(failures.len(), 1, "{error}");
+    assert!(
+        matches!(&failures[0], SwapError::CodeChangeRefused { module, .. } if module == "cache"),
+        "{error}"
+    );
+    assert_eq!(
+        snapshot_all(&node, &refs).await,
+        before,
+        "every version and state kept"
+    );
+    for target in &refs {
+        let info = node.process(target).expect("alive").describe();
+        assert!(!info.suspended, "{} was resumed", target);
+        put(&node, target, "after", json!(1)).await;
+    }
+    let error = node
+        .downgrade()
+        .await
+        .expect_err("a failed release is not recorded");
+    assert!(matches!(error, ReleaseError::NothingToDowngrade), "{error}");
+}
+
+#[tokio::test]
+async fn a_release_moves_every_process_and_downgrades_back() {
+    let (node, refs) = three_processes().await;
+    let good = release(&format!(
+        "name = \"logging\"\n[[module]]\nname = \"kv\"\nfile = \"{}\"\nextra = \"hello\"\n[[module]]\nname = \"cache\"\nfile = \"{}\"\n",
+        file(&guest("kv-v1")),
+        file(&guest("kv-v1"))
+    ));
+    let report = node.upgrade(&good).await.expect("upgrade");
+    assert_eq!(report.release, "logging");
+    let moved: Vec<_> = report
+        .processes
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone().unwrap_or_default(),
+                p.from_vsn.clone(),
+                p.to_vsn.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            ("kv-1".to_string(), "0".to_string(), "1".to_string()),
+            ("kv-2".into(), "0".into(), "1".into()),
+            ("cache".into(), "0".into(), "1".into())
+        ],
+        "in the release's order"
+    );
+    assert!(report.processes.iter().all(|p| p.pause <= report.pause));
+    for target in &refs {
+        assert_eq!(vsn(&node, target), "1");
+        let owner = get(&node, target, "owner").await;
+        assert_eq!(
+            owner,
+            json!(
+                target
+                    .to_string()
+                    .trim_start_matches("named ")
+                    .trim_matches('"')
+            )
+        );
+    }
+
+    let again = node.upgrade(&good).await.expect("nothing to do");
+    assert!(
+        again.processes.is_empty(),
+        "already on the release's versions"
+    );
+
+    let back = node.downgrade().await.expect("downgrade");
+    assert_eq!(back.direction, Direction::Downgrade);
+    assert_eq!(back.processes.len(), 3);
+    for target in &refs {
+        assert_eq!(vsn(&node, target), "0");
+        assert!(get(&node, target, "owner").await.is_string());
+    }
+}
+
+#[tokio::test]
+async fn update_moves_every_process_of_one_module_only() {
+    let (node, refs) = three_processes().await;
+    let v1 = node.load_file("kv", guest("kv-v1")).await.expect("v1");
+    let report = node
+        .update_module(v1, b"extra".to_vec())
+        .await
+        .expect("update");
+    assert_eq!(report.processes.len(), 2);
+    assert_eq!(vsn(&node, &refs[0]), "1");
+    assert_eq!(vsn(&node, &refs[1]), "1");
+    assert_eq!(vsn(&node, &refs[2]), "0", "cache is another module");
+}

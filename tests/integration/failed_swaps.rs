@@ -42,6 +42,7 @@ async fn a_trap_in_code_change_rolls_back() {
     };
     assert_eq!((from.as_str(), to.as_str()), ("0", "trap"));
     assert!(cause.contains("wasm trap"), "{error}");
+    assert!(cause.contains("traps in code_change on purpose"), "{error}");
     assert!(
         error.to_string().contains("trapped in code-change"),
         "{error}"

@@ -31,6 +31,10 @@ async fn a_trap_in_handle_call_ends_only_that_process() {
     };
     assert_eq!(callback, "handle-call");
     assert!(cause.contains("wasm trap"), "{error}");
+    assert!(
+        cause.contains("crashy traps on purpose"),
+        "the guest's panic message is quoted: {error}"
+    );
 
     assert!(
         node.process(&crashy).is_none(),

@@ -13,7 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::process::Pid;
 use crate::registry::Registry;
-use crate::sandbox::Policy;
+use crate::sandbox::{GuestOutput, Policy};
 
 /// The store data of one guest instance.
 pub struct ProcessContext {
@@ -27,6 +27,8 @@ pub struct ProcessContext {
     /// The guest call in progress and when it must end; read by the epoch callback.
     pub budget: Option<CallBudget>,
     pub limits: StoreLimits,
+    /// The guest's stderr, when it goes to the log: its last lines explain a trap.
+    stderr: Option<GuestOutput>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -47,21 +49,43 @@ impl ProcessContext {
         vsn: Arc<str>,
         registry: Arc<Registry>,
         policy: &Policy,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(policy.memory_limit)
             .trap_on_grow_failure(true)
             .build();
-        Self {
+        let (wasi, outputs) = policy.grants.wasi_context(pid)?;
+        Ok(Self {
             pid,
             module,
             vsn,
             registry,
             budget: None,
             limits,
-            wasi: policy.wasi_context(pid),
+            stderr: outputs.stderr,
+            wasi,
             table: ResourceTable::new(),
+        })
+    }
+
+    /// Starts the budget of one guest call, and forgets what earlier calls wrote to stderr.
+    pub fn begin_call(&mut self, callback: &'static str, limit: Duration) {
+        self.budget = Some(CallBudget {
+            callback,
+            limit,
+            deadline: Instant::now() + limit,
+        });
+        if let Some(stderr) = &self.stderr {
+            stderr.clear_tail();
         }
+    }
+
+    /// The last lines the guest wrote to stderr, if they were kept.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.stderr
+            .as_ref()
+            .map(GuestOutput::tail)
+            .unwrap_or_default()
     }
 }
 

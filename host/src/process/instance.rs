@@ -67,7 +67,7 @@ impl GuestInstance {
             module.vsn.clone(),
             registry,
             policy,
-        );
+        )?;
         let mut store = Store::new(module.engine(), context);
         store.limiter(|context| &mut context.limits);
         store.epoch_deadline_callback(|context| match context.data().budget {
@@ -80,7 +80,7 @@ impl GuestInstance {
         arm(&mut store, "instantiate", policy.swap_time_limit);
         let bindings = module.pre.instantiate_async(&mut store).await;
         store.data_mut().budget = None;
-        let bindings = bindings.map_err(|e| describe("instantiate", &e).cause)?;
+        let bindings = bindings.map_err(|e| describe("instantiate", &e, &store).cause)?;
         Ok(Self {
             store,
             bindings,
@@ -196,29 +196,41 @@ impl GuestInstance {
         result: wasmtime::Result<T>,
     ) -> Result<T, GuestTrap> {
         self.store.data_mut().budget = None;
-        result.map_err(|e| describe(callback, &e))
+        result.map_err(|e| describe(callback, &e, &self.store))
     }
 }
 
 /// Starts the budget of one guest call: the epoch callback checks it at every tick.
 fn arm(store: &mut Store<ProcessContext>, callback: &'static str, limit: Duration) {
-    store.data_mut().budget = Some(CallBudget {
-        callback,
-        limit,
-        deadline: Instant::now() + limit,
-    });
+    store.data_mut().begin_call(callback, limit);
     store.set_epoch_deadline(1);
 }
 
 /// Names the cause of a guest failure in one line: the deadline, the trap code, or the
-/// host error, without wasmtime's multi-line backtrace.
-fn describe(callback: &'static str, error: &wasmtime::Error) -> GuestTrap {
-    let cause = if let Some(deadline) = error.downcast_ref::<DeadlineExceeded>() {
+/// host error, without wasmtime's multi-line backtrace; then what the guest last wrote to
+/// stderr, which for a panic or an exception says why.
+fn describe(
+    callback: &'static str,
+    error: &wasmtime::Error,
+    store: &Store<ProcessContext>,
+) -> GuestTrap {
+    let mut cause = if let Some(deadline) = error.downcast_ref::<DeadlineExceeded>() {
         deadline.to_string()
     } else if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
         trap.to_string()
     } else {
         error.to_string()
     };
+    let said: Vec<String> = store
+        .data()
+        .stderr_tail()
+        .into_iter()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    if !said.is_empty() {
+        cause.push_str(" (guest stderr: ");
+        cause.push_str(&said.join(" / "));
+        cause.push(')');
+    }
     GuestTrap { callback, cause }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
-use hotswap::admin::{self, Client, Payload, Request};
+use hotswap::admin::{self, Client, Payload, Request, Token, token_file};
 use hotswap::code::ModuleSummary;
 use hotswap::code::module_version::ModuleInfo;
 use hotswap::config::{DEFAULT_CONTROL, NodeConfig};
@@ -25,6 +25,10 @@ pub struct Cli {
     /// The control endpoint of the node to talk to.
     #[arg(long, global = true, env = "HOTSWAP_NODE", default_value = DEFAULT_CONTROL)]
     node: SocketAddr,
+    /// The node's control token, for requests that change it. Default: the token file the
+    /// node wrote (~/.hotswap/node-PORT.token).
+    #[arg(long, global = true, env = "HOTSWAP_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -112,7 +116,14 @@ enum Command {
 
 impl Cli {
     pub async fn run(self) -> Result<()> {
-        let node = self.node;
+        let token = self
+            .token
+            .map(Token::new)
+            .or_else(|| Token::read_file(&token_file(self.node)).ok());
+        let node = Target {
+            addr: self.node,
+            token,
+        };
         match self.command {
             Command::Run { config } => run_node(&config).await,
             Command::Call {
@@ -270,14 +281,22 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("bad path {}", path.display()))
 }
 
-async fn ask<T: serde::de::DeserializeOwned>(node: SocketAddr, request: Request) -> Result<T> {
-    let mut client = Client::connect(node).await?;
+/// The node the CLI talks to.
+struct Target {
+    addr: SocketAddr,
+    token: Option<Token>,
+}
+
+async fn ask<T: serde::de::DeserializeOwned>(node: Target, request: Request) -> Result<T> {
+    let mut client = Client::connect(node.addr, node.token).await?;
     Ok(client.request(&request).await?)
 }
 
 /// `hotswap run CONFIG`: load, spawn, serve until Ctrl-C, then stop every process.
 async fn run_node(config_path: &Path) -> Result<()> {
     let config = NodeConfig::from_file(config_path)?;
+    let token = config.control_token.clone().map(Token::new);
+    let endpoint = admin::bind(config.control, token).await?;
     let node = Node::new(config.policy.clone())?;
     for module in &config.modules {
         eprintln!("loading {} from {} ...", module.name, module.file.display());
@@ -302,12 +321,11 @@ async fn run_node(config_path: &Path) -> Result<()> {
             .with_context(|| format!("cannot start process {:?}", process.name))?;
         eprintln!("started {} as pid {pid}", process.name);
     }
-    let control = tokio::spawn(admin::serve(node.clone(), config.control));
+    let control = tokio::spawn(admin::serve(node.clone(), endpoint));
     eprintln!("node ready; control endpoint on {}", config.control);
     tokio::select! {
         served = control => match served {
-            Ok(Ok(())) => bail!("the control endpoint stopped"),
-            Ok(Err(error)) => Err(error.into()),
+            Ok(()) => bail!("the control endpoint stopped"),
             Err(error) => bail!("the control endpoint failed: {error}"),
         },
         signal = tokio::signal::ctrl_c() => {
@@ -366,12 +384,12 @@ fn human(d: Duration) -> String {
 
 fn print_ps(processes: &[ProcessInfo]) {
     println!(
-        "{:<6} {:<16} {:<12} {:<10} {:>9} {:>10}  STATUS",
+        "{:<6} {:<16} {:<16} {:<10} {:>9} {:>10}  STATUS",
         "PID", "NAME", "MODULE", "VSN", "MAILBOX", "HANDLED"
     );
     for p in processes {
         println!(
-            "{:<6} {:<16} {:<12} {:<10} {:>9} {:>10}  {}",
+            "{:<6} {:<16} {:<16} {:<10} {:>9} {:>10}  {}",
             p.pid,
             p.name.as_deref().unwrap_or("-"),
             p.module,

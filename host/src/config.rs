@@ -33,6 +33,9 @@ pub struct NodeConfig {
     /// Where the control endpoint listens.
     #[serde(default = "default_control")]
     pub control: SocketAddr,
+    /// The control token. Required to listen beyond loopback; on loopback, a fresh one is
+    /// made and written to `~/.hotswap/node-PORT.token` when this is not set.
+    pub control_token: Option<String>,
     /// Limits for processes that do not set their own.
     #[serde(default)]
     pub policy: Policy,

@@ -6,7 +6,8 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::admin::protocol::{Request, Response};
+use crate::admin::protocol::{Envelope, Request, Response};
+use crate::admin::token::Token;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -35,16 +36,20 @@ pub enum ClientError {
 pub struct Client {
     addr: SocketAddr,
     stream: BufReader<TcpStream>,
+    token: Option<Token>,
 }
 
 impl Client {
-    pub async fn connect(addr: SocketAddr) -> Result<Self, ClientError> {
+    /// Connects to the node at `addr`, with `token` for the requests that change it (none:
+    /// inspection only).
+    pub async fn connect(addr: SocketAddr, token: Option<Token>) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|source| ClientError::Connect { addr, source })?;
         Ok(Self {
             addr,
             stream: BufReader::new(stream),
+            token,
         })
     }
 
@@ -56,7 +61,11 @@ impl Client {
         let addr = self.addr;
         let protocol = |message: String| ClientError::Protocol { addr, message };
         let io = |source| ClientError::Io { addr, source };
-        let mut line = serde_json::to_vec(request).map_err(|e| protocol(e.to_string()))?;
+        let envelope = Envelope {
+            token: self.token.as_ref().map(|t| t.as_str().to_string()),
+            request: request.clone(),
+        };
+        let mut line = serde_json::to_vec(&envelope).map_err(|e| protocol(e.to_string()))?;
         line.push(b'\n');
         self.stream.get_mut().write_all(&line).await.map_err(io)?;
         let mut answer = String::new();

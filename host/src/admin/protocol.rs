@@ -7,9 +7,18 @@ use serde::{Deserialize, Serialize};
 use crate::registry::ProcessRef;
 use crate::swap::Direction;
 
+/// One line from a client: a request, and the control token when it changes the node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
 /// One request to a node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// Live processes.
     Ps,
@@ -86,6 +95,14 @@ pub enum Request {
         #[serde(default = "default_stop_reason")]
         reason: String,
     },
+}
+
+impl Request {
+    /// Whether the request can change the node (its code, its processes or their state):
+    /// those need the control token. Only inspection is free.
+    pub fn changes_node(&self) -> bool {
+        !matches!(self, Self::Ps | Self::Modules | Self::State { .. })
+    }
 }
 
 fn default_stop_reason() -> String {

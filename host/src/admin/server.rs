@@ -7,7 +7,10 @@ use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::admin::protocol::{Payload, Request, Response};
+use std::sync::Arc;
+
+use crate::admin::protocol::{Envelope, Payload, Request, Response};
+use crate::admin::token::{Token, token_file};
 use crate::node::{Node, SpawnSpec};
 use crate::release::Release;
 use crate::swap::SwapOptions;
@@ -20,27 +23,71 @@ const MAX_LINE: usize = 1 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(
-        "refusing to listen on {0}: the control endpoint can change the node, and listens on loopback only"
+        "refusing to listen on {0} without a control token: the endpoint can change the node; set `control_token` (or listen on loopback)"
     )]
-    NotLoopback(SocketAddr),
+    NoToken(SocketAddr),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write the control token to {path}: {source}")]
+    TokenFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// Binds `addr` (loopback only) and serves requests until the task is dropped.
-pub async fn serve(node: Node, addr: SocketAddr) -> Result<(), ServeError> {
-    let listener = bind(addr).await?;
-    tracing::info!(%addr, "control endpoint listening");
+/// A bound control endpoint, ready to serve.
+pub struct Endpoint {
+    listener: TcpListener,
+    token: Token,
+}
+
+impl Endpoint {
+    /// The address it listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// Binds the control endpoint. Without a `token`, only loopback is allowed, and a fresh
+/// token is written to [`token_file`] for the CLI to find.
+pub async fn bind(addr: SocketAddr, token: Option<Token>) -> Result<Endpoint, ServeError> {
+    if token.is_none() && !addr.ip().is_loopback() {
+        return Err(ServeError::NoToken(addr));
+    }
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let token = match token {
+        Some(token) => token,
+        None => {
+            let token = Token::generate();
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            let path = token_file(bound);
+            token
+                .write_file(&path)
+                .map_err(|source| ServeError::TokenFile { path, source })?;
+            token
+        }
+    };
+    Ok(Endpoint { listener, token })
+}
+
+/// Serves requests on a bound endpoint until the task is dropped.
+pub async fn serve(node: Node, endpoint: Endpoint) {
+    let token = Arc::new(endpoint.token);
     loop {
-        match listener.accept().await {
+        match endpoint.listener.accept().await {
             Ok((stream, peer)) => {
-                let node = node.clone();
+                let (node, token) = (node.clone(), token.clone());
                 tokio::spawn(async move {
-                    if let Err(error) = serve_connection(node, stream).await {
+                    if let Err(error) = serve_connection(node, stream, &token).await {
                         tracing::debug!(%peer, %error, "control connection closed");
                     }
                 });
@@ -50,16 +97,7 @@ pub async fn serve(node: Node, addr: SocketAddr) -> Result<(), ServeError> {
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
-    if !addr.ip().is_loopback() {
-        return Err(ServeError::NotLoopback(addr));
-    }
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })
-}
-
-async fn serve_connection(node: Node, stream: TcpStream) -> std::io::Result<()> {
+async fn serve_connection(node: Node, stream: TcpStream, token: &Token) -> std::io::Result<()> {
     let (reader, mut writer) = stream.into_split();
     let mut lines = BufReader::new(reader);
     let mut line = String::new();
@@ -77,8 +115,14 @@ async fn serve_connection(node: Node, stream: TcpStream) -> std::io::Result<()> 
                 format!("request longer than {MAX_LINE} bytes"),
             )
         } else {
-            match serde_json::from_str::<Request>(&line) {
-                Ok(request) => handle(&node, request).await,
+            match serde_json::from_str::<Envelope>(&line) {
+                Ok(envelope) if envelope.request.changes_node() && !authorized(&envelope, token) => {
+                    failure(
+                        "unauthorized",
+                        "this request changes the node and needs its control token (--token, HOTSWAP_TOKEN, or the node's token file)".into(),
+                    )
+                }
+                Ok(envelope) => handle(&node, envelope.request).await,
                 Err(error) => failure("bad_request", format!("not a valid request: {error}")),
             }
         };
@@ -91,6 +135,13 @@ async fn serve_connection(node: Node, stream: TcpStream) -> std::io::Result<()> 
             return Ok(());
         }
     }
+}
+
+fn authorized(envelope: &Envelope, token: &Token) -> bool {
+    envelope
+        .token
+        .as_deref()
+        .is_some_and(|offered| token.matches(offered))
 }
 
 async fn handle(node: &Node, request: Request) -> Response {

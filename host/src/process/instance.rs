@@ -14,6 +14,7 @@ use wasmtime::{Store, UpdateDeadline};
 
 use crate::bindings::{Change, Process};
 use crate::code::ModuleVersion;
+use crate::engine::EPOCH_TICK;
 use crate::process::Pid;
 use crate::process::context::{CallBudget, ProcessContext};
 use crate::registry::Registry;
@@ -98,12 +99,12 @@ impl GuestInstance {
         limit: Duration,
     ) -> Result<Result<(), String>, GuestTrap> {
         arm(&mut self.store, "init", limit);
-        let result = self
+        let call = self
             .bindings
             .hotswap_otp_server()
-            .call_init(&mut self.store, args)
-            .await;
-        self.settle("init", result)
+            .call_init(&mut self.store, args);
+        let result = guarded(limit, call).await;
+        self.settle("init", limit, result)
     }
 
     pub async fn handle_call(
@@ -113,42 +114,42 @@ impl GuestInstance {
         limit: Duration,
     ) -> Result<Result<Vec<u8>, String>, GuestTrap> {
         arm(&mut self.store, "handle-call", limit);
-        let result = self
-            .bindings
-            .hotswap_otp_server()
-            .call_handle_call(&mut self.store, request, caller)
-            .await;
-        self.settle("handle-call", result)
+        let call =
+            self.bindings
+                .hotswap_otp_server()
+                .call_handle_call(&mut self.store, request, caller);
+        let result = guarded(limit, call).await;
+        self.settle("handle-call", limit, result)
     }
 
     pub async fn handle_cast(&mut self, message: &[u8], limit: Duration) -> Result<(), GuestTrap> {
         arm(&mut self.store, "handle-cast", limit);
-        let result = self
+        let call = self
             .bindings
             .hotswap_otp_server()
-            .call_handle_cast(&mut self.store, message)
-            .await;
-        self.settle("handle-cast", result)
+            .call_handle_cast(&mut self.store, message);
+        let result = guarded(limit, call).await;
+        self.settle("handle-cast", limit, result)
     }
 
     pub async fn handle_info(&mut self, message: &[u8], limit: Duration) -> Result<(), GuestTrap> {
         arm(&mut self.store, "handle-info", limit);
-        let result = self
+        let call = self
             .bindings
             .hotswap_otp_server()
-            .call_handle_info(&mut self.store, message)
-            .await;
-        self.settle("handle-info", result)
+            .call_handle_info(&mut self.store, message);
+        let result = guarded(limit, call).await;
+        self.settle("handle-info", limit, result)
     }
 
     pub async fn terminate(&mut self, reason: &str, limit: Duration) -> Result<(), GuestTrap> {
         arm(&mut self.store, "terminate", limit);
-        let result = self
+        let call = self
             .bindings
             .hotswap_otp_server()
-            .call_terminate(&mut self.store, reason)
-            .await;
-        self.settle("terminate", result)
+            .call_terminate(&mut self.store, reason);
+        let result = guarded(limit, call).await;
+        self.settle("terminate", limit, result)
     }
 
     pub async fn snapshot(
@@ -156,12 +157,12 @@ impl GuestInstance {
         limit: Duration,
     ) -> Result<Result<Vec<u8>, String>, GuestTrap> {
         arm(&mut self.store, "snapshot", limit);
-        let result = self
+        let call = self
             .bindings
             .hotswap_otp_server()
-            .call_snapshot(&mut self.store)
-            .await;
-        self.settle("snapshot", result)
+            .call_snapshot(&mut self.store);
+        let result = guarded(limit, call).await;
+        self.settle("snapshot", limit, result)
     }
 
     pub async fn code_change(
@@ -172,32 +173,52 @@ impl GuestInstance {
         limit: Duration,
     ) -> Result<Result<(), String>, GuestTrap> {
         arm(&mut self.store, "code-change", limit);
-        let result = self
-            .bindings
-            .hotswap_otp_server()
-            .call_code_change(&mut self.store, direction, state, extra)
-            .await;
-        self.settle("code-change", result)
+        let call = self.bindings.hotswap_otp_server().call_code_change(
+            &mut self.store,
+            direction,
+            state,
+            extra,
+        );
+        let result = guarded(limit, call).await;
+        self.settle("code-change", limit, result)
     }
 
     pub async fn vsn(&mut self, limit: Duration) -> Result<String, GuestTrap> {
         arm(&mut self.store, "vsn", limit);
-        let result = self
-            .bindings
-            .hotswap_otp_server()
-            .call_vsn(&mut self.store)
-            .await;
-        self.settle("vsn", result)
+        let call = self.bindings.hotswap_otp_server().call_vsn(&mut self.store);
+        let result = guarded(limit, call).await;
+        self.settle("vsn", limit, result)
     }
 
     fn settle<T>(
         &mut self,
         callback: &'static str,
-        result: wasmtime::Result<T>,
+        limit: Duration,
+        result: Option<wasmtime::Result<T>>,
     ) -> Result<T, GuestTrap> {
         self.store.data_mut().budget = None;
-        result.map_err(|e| describe(callback, &e, &self.store))
+        match result {
+            Some(result) => result.map_err(|e| describe(callback, &e, &self.store)),
+            None => Err(GuestTrap {
+                callback,
+                cause: format!(
+                    "exceeded {limit:?} in {callback} (stuck in a host call, so the instance was abandoned)"
+                ),
+            }),
+        }
     }
+}
+
+/// Runs a guest call under a wall-clock limit too: the epoch deadline only fires while wasm
+/// code runs, and a guest blocked inside a host call (a WASI sleep, a read) would escape it.
+/// `None` when the call was abandoned; the instance must then never be called again.
+async fn guarded<T>(
+    limit: Duration,
+    call: impl Future<Output = wasmtime::Result<T>>,
+) -> Option<wasmtime::Result<T>> {
+    // The epoch deadline normally ends a runaway call first; this is the backstop.
+    let backstop = limit + 10 * EPOCH_TICK + Duration::from_millis(50);
+    tokio::time::timeout(backstop, call).await.ok()
 }
 
 /// Starts the budget of one guest call: the epoch callback checks it at every tick.
@@ -219,7 +240,9 @@ fn describe(
     } else if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
         trap.to_string()
     } else {
-        error.to_string()
+        // Host-side failures (a memory limit, a missing resource) carry wasmtime's backtrace
+        // as their outer context; the root is what went wrong.
+        error.root_cause().to_string()
     };
     let said: Vec<String> = store
         .data()

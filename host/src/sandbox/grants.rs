@@ -123,14 +123,21 @@ pub(crate) struct Outputs {
 }
 
 impl Grants {
-    /// The WASI context of one instance of process `pid`: exactly what was granted.
-    pub(crate) fn wasi_context(&self, pid: Pid) -> Result<(WasiCtx, Outputs), String> {
+    /// The WASI context of one instance (process `pid`, running `module` at `vsn`):
+    /// exactly what was granted.
+    pub(crate) fn wasi_context(
+        &self,
+        pid: Pid,
+        module: &Arc<str>,
+        vsn: &Arc<str>,
+    ) -> Result<(WasiCtx, Outputs), String> {
         let mut builder = WasiCtxBuilder::new();
+        let output = |stream| GuestOutput::new(pid, module.clone(), vsn.clone(), stream);
         let outputs = match self.output {
             OutputMode::Log => {
-                let stderr = GuestOutput::new(pid, Stream::Stderr);
+                let stderr = output(Stream::Stderr);
                 builder
-                    .stdout(GuestOutput::new(pid, Stream::Stdout))
+                    .stdout(output(Stream::Stdout))
                     .stderr(stderr.clone());
                 Outputs {
                     stderr: Some(stderr),

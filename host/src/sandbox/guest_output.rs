@@ -42,6 +42,8 @@ impl Stream {
 #[derive(Clone)]
 pub struct GuestOutput {
     pid: Pid,
+    module: Arc<str>,
+    vsn: Arc<str>,
     stream: Stream,
     shared: Arc<Mutex<Lines>>,
 }
@@ -53,9 +55,11 @@ struct Lines {
 }
 
 impl GuestOutput {
-    pub fn new(pid: Pid, stream: Stream) -> Self {
+    pub fn new(pid: Pid, module: Arc<str>, vsn: Arc<str>, stream: Stream) -> Self {
         Self {
             pid,
+            module,
+            vsn,
             stream,
             shared: Arc::default(),
         }
@@ -103,9 +107,10 @@ impl GuestOutput {
 
     fn emit(&self, line: &str) {
         let (pid, stream) = (self.pid, self.stream.name());
+        let (module, vsn) = (&*self.module, &*self.vsn);
         match self.stream {
-            Stream::Stdout => tracing::info!(target: "guest", pid, stream, "{line}"),
-            Stream::Stderr => tracing::warn!(target: "guest", pid, stream, "{line}"),
+            Stream::Stdout => tracing::info!(target: "guest", pid, module, vsn, stream, "{line}"),
+            Stream::Stderr => tracing::warn!(target: "guest", pid, module, vsn, stream, "{line}"),
         }
     }
 
@@ -177,7 +182,7 @@ mod tests {
 
     #[test]
     fn lines_are_split_kept_and_capped() {
-        let out = GuestOutput::new(1, Stream::Stderr);
+        let out = GuestOutput::new(1, "kv".into(), "0".into(), Stream::Stderr);
         out.write(b"first\nsec");
         out.write(b"ond\nthird");
         assert_eq!(out.tail(), ["first", "second", "third"]);

@@ -176,3 +176,97 @@ fn a_malformed_config_is_refused_with_its_cause() {
     let error = String::from_utf8_lossy(&out.stderr);
     assert!(error.contains("no [[module]] entry"), "{error}");
 }
+
+#[test]
+fn changes_need_the_token_and_inspection_does_not() {
+    let node = RunningNode::start("token");
+    let wrong = |args: &[&str]| {
+        Command::new(HOTSWAP)
+            .args(["--node", &node.addr, "--token", "not-the-token"])
+            .args(args)
+            .output()
+            .expect("run the cli")
+    };
+    let out = wrong(&["call", "kv", r#"{"op":"put","key":"a","value":1}"#]);
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("needs its control token"), "{error}");
+    assert!(wrong(&["ps"]).status.success(), "ps needs no token");
+    assert_eq!(
+        node.ok(&["call", "kv", r#"{"op":"get","key":"a"}"#]).trim(),
+        "null"
+    );
+}
+
+#[test]
+fn a_node_refuses_to_listen_beyond_loopback_without_a_token() {
+    let dir = std::env::temp_dir().join(format!("hotswap-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("open.toml");
+    std::fs::write(&config, "control = \"0.0.0.0:0\"\n").expect("write");
+    let out = Command::new(HOTSWAP)
+        .arg("run")
+        .arg(&config)
+        .output()
+        .expect("run");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        error.contains("refusing to listen on 0.0.0.0:0 without a control token"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_operator_suspends_upgrades_and_downgrades_a_release() {
+    let node = RunningNode::start("release");
+    node.ok(&["call", "kv", r#"{"op":"put","key":"a","value":42}"#]);
+
+    node.ok(&["suspend", "kv"]);
+    assert!(node.ok(&["ps"]).contains("suspended"));
+    node.ok(&["resume", "kv"]);
+    assert!(!node.ok(&["ps"]).contains("suspended"));
+
+    let release = node.dir.join("release.toml");
+    std::fs::write(
+        &release,
+        format!(
+            "name = \"logging\"\n[[module]]\nname = \"kv\"\nfile = \"{}\"\nextra = \"hi\"\n",
+            guest("kv-v1").display()
+        ),
+    )
+    .expect("release file");
+    let report = node.ok(&["upgrade", path(&release)]);
+    assert!(report.contains("logging: 1 processes moved"), "{report}");
+    assert!(report.contains("0 -> 1"), "{report}");
+    assert!(report.contains("whole release: pause"), "{report}");
+
+    let bad = node.dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "name = \"bad\"\n[[module]]\nname = \"kv\"\nfile = \"{}\"\n",
+            guest("kv-migrate-error").display()
+        ),
+    )
+    .expect("release file");
+    let error = node.fails(&["upgrade", path(&bad)]);
+    assert!(error.contains("release bad rolled back"), "{error}");
+
+    let back = node.ok(&["downgrade"]);
+    assert!(back.contains("1 -> 0"), "{back}");
+    assert_eq!(
+        node.ok(&["call", "kv", r#"{"op":"get","key":"a"}"#]).trim(),
+        "42"
+    );
+    let modules = node.ok(&["modules"]);
+    assert!(
+        modules.contains("error"),
+        "the refused version stays loaded: {modules}"
+    );
+
+    let state = node.ok(&["replace-state", "kv", r#"{"entries":{"z":1}}"#]);
+    assert!(state.contains("replaced the state"), "{state}");
+    assert_eq!(node.ok(&["state", "kv"]).trim(), r#"{"entries":{"z":1}}"#);
+}

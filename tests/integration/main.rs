@@ -9,6 +9,7 @@ mod failed_swaps;
 mod loading;
 mod releases;
 mod runtime_api;
+mod sandbox;
 mod stress;
 mod suspend;
 mod swap;

@@ -18,6 +18,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::process::Pid;
@@ -32,7 +33,8 @@ pub struct Grants {
     pub env: BTreeMap<String, String>,
     /// Command-line arguments the guest sees.
     pub args: Vec<String>,
-    /// Addresses the guest may connect or send to (TCP and UDP). Empty: no network.
+    /// Addresses the guest may connect or send to (TCP and UDP). Empty: no network. Grants
+    /// are outgoing only: a guest may never listen or accept.
     pub network: Vec<NetGrant>,
     /// Whether the guest may resolve host names (`wasi:sockets/ip-name-lookup`).
     pub name_lookup: bool,
@@ -166,8 +168,21 @@ impl Grants {
             builder
                 .allow_tcp(true)
                 .allow_udp(true)
-                .socket_addr_check(move |addr, _use| {
-                    let allowed = allowed.iter().any(|grant| grant.allows(addr));
+                .socket_addr_check(move |addr, usage| {
+                    let allowed = match usage {
+                        // Outgoing, and UDP replies: only with a granted address.
+                        SocketAddrUse::TcpConnect
+                        | SocketAddrUse::UdpSend
+                        | SocketAddrUse::UdpReceive => {
+                            allowed.iter().any(|grant| grant.allows(addr))
+                        }
+                        // The ephemeral local address an outgoing connection binds first.
+                        SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                            addr.ip().is_unspecified() && addr.port() == 0
+                        }
+                        // Grants are for reaching out, never for serving.
+                        SocketAddrUse::TcpListen | SocketAddrUse::TcpAccept => false,
+                    };
                     Box::pin(async move { allowed })
                 });
         }

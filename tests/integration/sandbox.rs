@@ -1,0 +1,449 @@
+//! Issue 4's hostile guests: each attack is contained, the host and every other process keep
+//! working, and the error says what happened.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use hotswap::sandbox::{DirGrant, Grants, NetGrant};
+use hotswap::{
+    CallError, ControlError, ExitReason, LoadError, Node, Pid, Policy, ProcessRef, SpawnSpec,
+    SwapError, SwapOptions,
+};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// Tight limits, so that the attacks end quickly.
+fn tight() -> Policy {
+    Policy {
+        memory_limit: 16 << 20,
+        message_time_limit: Duration::from_millis(200),
+        swap_time_limit: Duration::from_millis(300),
+        ..Policy::default()
+    }
+}
+
+/// A node with a well-behaved `kv` neighbour and one hostile process named `hostile`.
+async fn beside_kv(guest_crate: &str, policy: Policy) -> (Node, ProcessRef, ProcessRef) {
+    let (node, kv) = node_with_kv().await;
+    put(&node, &kv, "a", json!(42)).await;
+    node.load_file("hostile", guest(guest_crate))
+        .await
+        .expect("load");
+    node.spawn(SpawnSpec::new("hostile").name("hostile").policy(policy))
+        .await
+        .expect("spawn");
+    let hostile = ProcessRef::from("hostile");
+    assert_eq!(
+        call_json(&node, &hostile, json!({"op": "ping"})).await,
+        json!("pong")
+    );
+    (node, kv, hostile)
+}
+
+async fn call_raw(node: &Node, target: &ProcessRef, request: Value) -> Result<Value, CallError> {
+    node.call(target, request.to_string().into_bytes(), TIMEOUT)
+        .await
+        .map(|reply| serde_json::from_slice(&reply).expect("JSON reply"))
+}
+
+/// The call ends the process; returns the trap's cause.
+async fn trap_cause(node: &Node, target: &ProcessRef, request: Value) -> String {
+    match call_raw(node, target, request).await {
+        Err(CallError::Exited {
+            reason: ExitReason::Trapped { cause, .. },
+            ..
+        }) => cause,
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
+
+/// The call is refused by the guest (it lives on); returns the reason.
+async fn refusal(node: &Node, target: &ProcessRef, request: Value) -> String {
+    match call_raw(node, target, request).await {
+        Err(CallError::Refused { reason, .. }) => reason,
+        other => panic!("expected an error reply, got {other:?}"),
+    }
+}
+
+async fn neighbour_is_fine(node: &Node, kv: &ProcessRef) {
+    assert_eq!(get(node, kv, "a").await, json!(42));
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_cut_at_the_time_limit_while_neighbours_keep_answering() {
+    let one_second = Policy {
+        message_time_limit: Duration::from_secs(1),
+        ..tight()
+    };
+    let (node, kv, hostile) = beside_kv("hostile-spin", one_second).await;
+    // One worker thread: the neighbour answers only because the spinning guest yields.
+    let spinning = {
+        let (node, hostile) = (node.clone(), hostile.clone());
+        tokio::spawn(async move { trap_cause(&node, &hostile, json!({"op": "spin"})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    neighbour_is_fine(&node, &kv).await;
+    assert!(
+        !spinning.is_finished(),
+        "kv answered while the guest was still spinning"
+    );
+    let cause = spinning.await.expect("task");
+    assert_eq!(cause, "exceeded 1s in handle-call");
+    assert!(node.process(&hostile).is_none());
+    neighbour_is_fine(&node, &kv).await;
+}
+
+#[tokio::test]
+async fn a_guest_blocked_in_a_host_call_is_abandoned_at_the_time_limit() {
+    let (node, kv, hostile) = beside_kv("hostile-spin", tight()).await;
+    let cause = trap_cause(&node, &hostile, json!({"op": "sleep", "ms": 60_000})).await;
+    assert!(
+        cause.starts_with("exceeded 200ms in handle-call"),
+        "{cause}"
+    );
+    assert!(cause.contains("stuck in a host call"), "{cause}");
+    neighbour_is_fine(&node, &kv).await;
+}
+
+#[tokio::test]
+async fn a_memory_bomb_stops_at_the_memory_limit() {
+    let (node, kv, hostile) = beside_kv("hostile-memory-bomb", tight()).await;
+    assert_eq!(
+        call_json(&node, &hostile, json!({"op": "grow", "mib": 4})).await,
+        json!(4)
+    );
+    let cause = trap_cause(&node, &hostile, json!({"op": "grow", "mib": 64})).await;
+    assert!(cause.contains("memory"), "the cause names memory: {cause}");
+    assert!(!cause.contains('\n'), "one line: {cause}");
+    neighbour_is_fine(&node, &kv).await;
+}
+
+#[tokio::test]
+async fn unbounded_recursion_is_a_stack_overflow_trap() {
+    let (node, kv, hostile) = beside_kv("hostile-recursion", tight()).await;
+    let cause = trap_cause(&node, &hostile, json!({"op": "recurse"})).await;
+    assert!(cause.contains("call stack exhausted"), "{cause}");
+    neighbour_is_fine(&node, &kv).await;
+}
+
+#[tokio::test]
+async fn a_huge_reply_is_bounded_by_the_memory_limit() {
+    let (node, kv, hostile) = beside_kv("hostile-huge-reply", tight()).await;
+    let reply = call_json(&node, &hostile, json!({"op": "reply", "mib": 4})).await;
+    assert!(reply.as_str().expect("a string").len() >= 4 << 20);
+    let cause = trap_cause(&node, &hostile, json!({"op": "reply", "mib": 32})).await;
+    assert!(cause.contains("memory"), "{cause}");
+    neighbour_is_fine(&node, &kv).await;
+}
+
+#[tokio::test]
+async fn files_are_out_of_reach_unless_granted_and_then_only_inside() {
+    let (node, kv, hostile) = beside_kv("hostile-files", tight()).await;
+    let reason = refusal(
+        &node,
+        &hostile,
+        json!({"op": "read", "path": "/etc/passwd"}),
+    )
+    .await;
+    assert!(reason.contains("/etc/passwd"), "{reason}");
+    refusal(&node, &hostile, json!({"op": "list", "path": "/"})).await;
+    neighbour_is_fine(&node, &kv).await;
+
+    let dir = std::env::temp_dir().join(format!("hotswap-grant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("hello.txt"), "granted").expect("write");
+    let grant = |writable| Policy {
+        grants: Grants {
+            dirs: vec![DirGrant {
+                host: dir.clone(),
+                guest: "/data".into(),
+                writable,
+            }],
+            ..Grants::default()
+        },
+        ..tight()
+    };
+    node.spawn(
+        SpawnSpec::new("hostile")
+            .name("reader")
+            .policy(grant(false)),
+    )
+    .await
+    .expect("reader");
+    let reader = ProcessRef::from("reader");
+    let read = json!({"op": "read", "path": "/data/hello.txt"});
+    assert_eq!(
+        call_json(&node, &reader, read.clone()).await,
+        json!("granted")
+    );
+    let write = json!({"op": "write", "path": "/data/new.txt", "data": "x"});
+    refusal(&node, &reader, write.clone()).await;
+    refusal(
+        &node,
+        &reader,
+        json!({"op": "read", "path": "/data/../../etc/passwd"}),
+    )
+    .await;
+    refusal(&node, &reader, json!({"op": "read", "path": "/etc/passwd"})).await;
+
+    node.spawn(SpawnSpec::new("hostile").name("writer").policy(grant(true)))
+        .await
+        .expect("writer");
+    let writer = ProcessRef::from("writer");
+    assert_eq!(call_json(&node, &writer, write).await, json!(null));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("new.txt")).expect("written"),
+        "x"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_network_is_off_unless_granted_and_then_only_to_the_granted_address() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    let other = TcpListener::bind("127.0.0.1:0").expect("other listener");
+    let other_addr = other.local_addr().expect("addr");
+
+    let (node, kv, hostile) = beside_kv("hostile-net", tight()).await;
+    let connect = json!({"op": "connect", "addr": addr.to_string()});
+    let reason = refusal(&node, &hostile, connect.clone()).await;
+    assert!(reason.contains(&addr.to_string()), "{reason}");
+    assert!(listener.accept().is_err(), "no connection came through");
+    refusal(
+        &node,
+        &hostile,
+        json!({"op": "resolve", "host": "localhost"}),
+    )
+    .await;
+    refusal(
+        &node,
+        &hostile,
+        json!({"op": "listen", "addr": "127.0.0.1:0"}),
+    )
+    .await;
+    neighbour_is_fine(&node, &kv).await;
+
+    let granted = Policy {
+        grants: Grants {
+            network: vec![NetGrant {
+                ip: addr.ip(),
+                port: Some(addr.port()),
+            }],
+            ..Grants::default()
+        },
+        ..tight()
+    };
+    node.spawn(SpawnSpec::new("hostile").name("net").policy(granted))
+        .await
+        .expect("net");
+    let net = ProcessRef::from("net");
+    let reply = call_json(&node, &net, connect).await;
+    assert!(
+        reply.as_str().expect("text").starts_with("connected to"),
+        "{reply}"
+    );
+    let other_connect = json!({"op": "connect", "addr": other_addr.to_string()});
+    refusal(&node, &net, other_connect).await;
+    refusal(&node, &net, json!({"op": "listen", "addr": "127.0.0.1:0"})).await;
+}
+
+#[tokio::test]
+async fn environment_and_arguments_are_only_what_was_granted() {
+    // SAFETY of the test: the node's own environment holds a secret the guest must not see.
+    let (node, kv, hostile) = beside_kv("hostile-env", tight()).await;
+    assert!(std::env::vars().count() > 0);
+    assert_eq!(
+        call_json(&node, &hostile, json!({"op": "env"})).await,
+        json!({})
+    );
+    assert_eq!(
+        call_json(&node, &hostile, json!({"op": "args"})).await,
+        json!([])
+    );
+    neighbour_is_fine(&node, &kv).await;
+
+    let granted = Policy {
+        grants: Grants {
+            env: BTreeMap::from([("LANG".to_string(), "C".to_string())]),
+            args: vec!["plugin".into(), "--verbose".into()],
+            ..Grants::default()
+        },
+        ..tight()
+    };
+    node.spawn(SpawnSpec::new("hostile").name("env").policy(granted))
+        .await
+        .expect("env");
+    let env = ProcessRef::from("env");
+    assert_eq!(
+        call_json(&node, &env, json!({"op": "env"})).await,
+        json!({"LANG": "C"})
+    );
+    assert_eq!(
+        call_json(&node, &env, json!({"op": "args"})).await,
+        json!(["plugin", "--verbose"])
+    );
+}
+
+#[tokio::test]
+async fn flooding_a_mailbox_is_refused_to_the_flooder_and_counted_exactly() {
+    let (node, kv, hostile) = beside_kv("hostile-flood", tight()).await;
+    node.load_file("target", guest("hostile-flood"))
+        .await
+        .expect("load");
+    let small = Policy {
+        mailbox_capacity: 100,
+        ..tight()
+    };
+    node.spawn(SpawnSpec::new("target").name("target").policy(small))
+        .await
+        .expect("target");
+    let target = ProcessRef::from("target");
+    node.suspend(&target)
+        .await
+        .expect("suspend: its mailbox only fills");
+
+    let outcome = call_json(
+        &node,
+        &hostile,
+        json!({"op": "flood", "to": "target", "count": 500}),
+    )
+    .await;
+    assert_eq!(outcome["sent"], json!(100));
+    assert_eq!(outcome["refused"], json!(400));
+    let first = outcome["first_error"].as_str().expect("an error text");
+    assert!(first.contains("mailbox full (100 messages)"), "{first}");
+    neighbour_is_fine(&node, &kv).await;
+
+    // Other senders are refused the same way, with the same clear error.
+    let error = node.cast(&target, b"{}".to_vec()).expect_err("full");
+    assert!(
+        matches!(error, CallError::MailboxFull { capacity: 100, .. }),
+        "{error}"
+    );
+
+    node.resume(&target).await.expect("resume");
+    assert_eq!(
+        call_json(&node, &target, json!({"op": "received"})).await,
+        json!(100)
+    );
+}
+
+#[tokio::test]
+async fn migrations_that_loop_bomb_recurse_or_trap_are_rolled_back() {
+    let (node, kv) = node_with_kv().await;
+    put(&node, &kv, "a", json!(42)).await;
+    node.spawn(SpawnSpec::new("kv").name("tight").policy(tight()))
+        .await
+        .expect("spawn");
+    let target = ProcessRef::from("tight");
+    put(&node, &target, "a", json!(7)).await;
+    for (extra, expected) in [
+        ("spin", "exceeded 300ms in code-change"),
+        ("bomb", "memory"),
+        ("recurse", "call stack exhausted"),
+        ("trap", "wasm trap"),
+    ] {
+        let options = SwapOptions {
+            extra: extra.as_bytes().to_vec(),
+            ..SwapOptions::default()
+        };
+        let error = node
+            .swap_file(&target, guest("hostile-migrate"), options)
+            .await
+            .expect_err("the migration fails");
+        let SwapError::CodeChangeTrapped { cause, .. } = &error else {
+            panic!("{extra}: expected a code-change trap, got {error}");
+        };
+        assert!(cause.contains(expected), "{extra}: {error}");
+        assert_eq!(vsn(&node, &target), "0", "{extra}");
+        assert_eq!(get(&node, &target, "a").await, json!(7), "{extra}");
+    }
+    let options = SwapOptions {
+        extra: b"fine".to_vec(),
+        ..SwapOptions::default()
+    };
+    let report = node
+        .swap_file(&target, guest("hostile-migrate"), options)
+        .await
+        .expect("a well-behaved extra migrates");
+    assert_eq!(report.to_vsn, "hostile-migrate");
+    assert_eq!(get(&node, &target, "a").await, json!(7));
+    neighbour_is_fine(&node, &kv).await;
+}
+
+#[tokio::test]
+async fn a_snapshot_that_refuses_keeps_serving_and_one_that_traps_ends_only_its_process() {
+    let (node, kv, hostile) = beside_kv("hostile-snapshot", tight()).await;
+    put(&node, &hostile, "a", json!(1)).await;
+    call_json(&node, &hostile, json!({"op": "refuse_snapshot"})).await;
+    let error = node.get_state(&hostile).await.expect_err("refused");
+    assert!(
+        matches!(error, ControlError::SnapshotRefused { .. }),
+        "{error}"
+    );
+    let error = node
+        .swap_file(&hostile, guest("hostile-snapshot"), SwapOptions::default())
+        .await;
+    // Same bytes: the swap goes to a fresh instance of the same version, and is refused.
+    let error = error.expect_err("refused");
+    assert!(error.to_string().contains("cannot write state"), "{error}");
+    assert_eq!(get(&node, &hostile, "a").await, json!(1), "it serves on");
+
+    node.spawn(SpawnSpec::new("hostile").name("trapper").policy(tight()))
+        .await
+        .expect("spawn");
+    let trapper = ProcessRef::from("trapper");
+    let error = node
+        .swap_file(&trapper, guest("kv-v1"), SwapOptions::default())
+        .await
+        .expect_err("its snapshot traps");
+    assert!(
+        matches!(error, SwapError::SnapshotTrapped { .. }),
+        "{error}"
+    );
+    assert!(
+        node.process(&trapper).is_none(),
+        "an instance that trapped cannot serve"
+    );
+    neighbour_is_fine(&node, &kv).await;
+    assert_eq!(get(&node, &hostile, "a").await, json!(1));
+}
+
+#[tokio::test]
+async fn guest_output_goes_to_the_log_tagged_with_the_process() {
+    capture_guest_logs();
+    let (node, _kv, hostile) = beside_kv("stdout-chatter", tight()).await;
+    let pid: Pid = node.process(&hostile).expect("alive").pid();
+    let text = format!("chatter-{}", rand::random::<u32>());
+    call_json(&node, &hostile, json!({"op": "print", "text": text})).await;
+    let lines: Vec<_> = guest_lines(pid)
+        .into_iter()
+        .filter(|l| l.message.contains(&text))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one line on stdout, one on stderr: {lines:?}"
+    );
+    assert!(lines.iter().all(|l| l.vsn == "stdout-chatter"), "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_component_importing_what_the_host_lacks_is_refused_naming_the_import() {
+    let node = Node::new(Policy::default()).expect("node");
+    let error = node
+        .load_file("extra", guest("kv-extra-import"))
+        .await
+        .expect_err("refused at load");
+    let LoadError::WorldMismatch { cause, .. } = &error else {
+        panic!("expected a world mismatch, got {error}");
+    };
+    assert!(
+        cause.contains("hotswap:otp/stopwatch"),
+        "the import is named: {error}"
+    );
+}

@@ -11,9 +11,12 @@ use clap::{Parser, Subcommand};
 
 use hotswap::admin::{self, Client, Payload, Request, Token, token_file};
 use hotswap::code::ModuleSummary;
+use hotswap::code::Origin;
 use hotswap::code::module_version::ModuleInfo;
 use hotswap::config::{DEFAULT_CONTROL, NodeConfig};
-use hotswap::{Direction, Node, ProcessInfo, ProcessRef, ReleaseReport, SpawnSpec, SwapReport};
+use hotswap::{
+    Direction, Node, NodeOptions, ProcessInfo, ProcessRef, ReleaseReport, SpawnSpec, SwapReport,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -289,7 +292,47 @@ struct Target {
 
 async fn ask<T: serde::de::DeserializeOwned>(node: Target, request: Request) -> Result<T> {
     let mut client = Client::connect(node.addr, node.token).await?;
-    Ok(client.request(&request).await?)
+    // Loads, swaps and releases may compile a component: seconds for Python or JavaScript.
+    let compiles = matches!(
+        request,
+        Request::Load { .. } | Request::Swap { .. } | Request::Upgrade { .. }
+    );
+    let answer = client.request(&request);
+    if compiles {
+        Ok(with_progress("waiting for the node (it may be compiling)", answer).await?)
+    } else {
+        Ok(answer.await?)
+    }
+}
+
+/// Awaits `work`; if it takes more than a second and stderr is a terminal, shows that it is
+/// still going, with the time spent.
+async fn with_progress<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
+    use std::io::{IsTerminal, Write};
+    if !std::io::stderr().is_terminal() {
+        return work.await;
+    }
+    let started = std::time::Instant::now();
+    let mut work = std::pin::pin!(work);
+    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    let mut shown = false;
+    loop {
+        tokio::select! {
+            done = &mut work => {
+                if shown {
+                    eprint!("\r\x1b[2K");
+                }
+                return done;
+            }
+            _ = ticks.tick() => {
+                if started.elapsed() >= Duration::from_secs(1) {
+                    eprint!("\r{what} ... {:.1} s", started.elapsed().as_secs_f64());
+                    let _ = std::io::stderr().flush();
+                    shown = true;
+                }
+            }
+        }
+    }
 }
 
 /// `hotswap run CONFIG`: load, spawn, serve until Ctrl-C, then stop every process.
@@ -297,12 +340,19 @@ async fn run_node(config_path: &Path) -> Result<()> {
     let config = NodeConfig::from_file(config_path)?;
     let token = config.control_token.clone().map(Token::new);
     let endpoint = admin::bind(config.control, token).await?;
-    let node = Node::new(config.policy.clone())?;
+    let node = Node::with_options(NodeOptions {
+        default_policy: config.policy.clone(),
+        cache_dir: config.compile_cache.dir(),
+    })?;
     for module in &config.modules {
-        eprintln!("loading {} from {} ...", module.name, module.file.display());
-        let version = node.load_file(&module.name, &module.file).await?;
+        let what = format!("loading {} from {}", module.name, module.file.display());
+        let version = with_progress(&what, node.load_file(&module.name, &module.file)).await?;
+        let how = match version.origin {
+            Origin::Cached => "from the compile cache",
+            Origin::Compiled => "compiled",
+        };
         eprintln!(
-            "loaded {} vsn {} ({}, compiled in {:.0} ms)",
+            "loaded {} vsn {} ({}, {how} in {:.0} ms)",
             version.name,
             version.vsn,
             &version.hash[..12],

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::code::CompileCache;
 use crate::sandbox::Policy;
 
 /// The default control address: loopback only.
@@ -36,6 +37,9 @@ pub struct NodeConfig {
     /// The control token. Required to listen beyond loopback; on loopback, a fresh one is
     /// made and written to `~/.hotswap/node-PORT.token` when this is not set.
     pub control_token: Option<String>,
+    /// The compile cache: `true` (the default: `~/.cache/hotswap`), `false`, or a directory.
+    #[serde(default)]
+    pub compile_cache: CacheSetting,
     /// Limits for processes that do not set their own.
     #[serde(default)]
     pub policy: Policy,
@@ -43,6 +47,31 @@ pub struct NodeConfig {
     pub modules: Vec<ModuleEntry>,
     #[serde(default, rename = "process")]
     pub processes: Vec<ProcessEntry>,
+}
+
+/// Whether, and where, compiled components are cached.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum CacheSetting {
+    Enabled(bool),
+    Dir(PathBuf),
+}
+
+impl Default for CacheSetting {
+    fn default() -> Self {
+        Self::Enabled(true)
+    }
+}
+
+impl CacheSetting {
+    /// The cache directory this setting names, if any.
+    pub fn dir(&self) -> Option<PathBuf> {
+        match self {
+            Self::Enabled(true) => CompileCache::default_dir(),
+            Self::Enabled(false) => None,
+            Self::Dir(dir) => Some(dir.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,10 +179,19 @@ mod tests {
         )
         .expect("valid config");
         assert_eq!(config.control.to_string(), DEFAULT_CONTROL);
+        assert_eq!(config.compile_cache, CacheSetting::Enabled(true));
         assert_eq!(config.modules[0].name, "kv");
         let policy = config.processes[0].policy.clone().expect("a policy");
         assert_eq!(policy.message_time_limit.as_millis(), 100);
         assert_eq!(policy.mailbox_capacity, Policy::default().mailbox_capacity);
+    }
+
+    #[test]
+    fn the_cache_can_be_turned_off_or_moved() {
+        let off = NodeConfig::parse("compile_cache = false").expect("valid");
+        assert_eq!(off.compile_cache.dir(), None);
+        let moved = NodeConfig::parse("compile_cache = \"/tmp/c\"").expect("valid");
+        assert_eq!(moved.compile_cache.dir(), Some(PathBuf::from("/tmp/c")));
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub mod swap;
 
 pub use code::ModuleVersion;
 pub use error::{CallError, ControlError, LoadError, NodeError, SpawnError, SwapError};
-pub use node::{Node, SpawnSpec};
+pub use node::{Node, NodeOptions, SpawnSpec};
 pub use process::{ExitReason, OUTSIDE, Pid, ProcessHandle, ProcessInfo};
 pub use registry::ProcessRef;
 pub use release::{Release, ReleaseError, ReleaseReport};

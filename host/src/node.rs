@@ -1,7 +1,7 @@
 //! A node: the engine, the loaded modules, the live processes and their names. The
 //! library's front door: everything the CLI and the control endpoint do goes through here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::Process;
-use crate::code::{Loader, ModuleStore, ModuleSummary, ModuleVersion};
+use crate::code::{CompileCache, Loader, ModuleStore, ModuleSummary, ModuleVersion};
 use crate::engine::new_engine;
 use crate::error::{CallError, ControlError, LoadError, NodeError, SpawnError, SwapError};
 use crate::process::actor::ProcessActor;
@@ -81,9 +81,30 @@ impl SpawnSpec {
     }
 }
 
+/// How to build a node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// Limits and grants of processes spawned without their own.
+    pub default_policy: Policy,
+    /// Where compiled components are cached between runs; none: compile on every load.
+    pub cache_dir: Option<PathBuf>,
+}
+
 impl Node {
-    /// A node whose processes run under `default_policy` unless spawned with their own.
+    /// A node whose processes run under `default_policy` unless spawned with their own,
+    /// without a compile cache.
     pub fn new(default_policy: Policy) -> Result<Self, NodeError> {
+        Self::with_options(NodeOptions {
+            default_policy,
+            cache_dir: None,
+        })
+    }
+
+    pub fn with_options(options: NodeOptions) -> Result<Self, NodeError> {
+        let NodeOptions {
+            default_policy,
+            cache_dir,
+        } = options;
         let engine = new_engine()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -91,7 +112,8 @@ impl Node {
         Process::add_to_linker::<_, HasSelf<_>>(&mut linker, |context| context)
             .map_err(|e| NodeError::Linker(format!("{e:#}")))?;
         let registry = Arc::new(Registry::default());
-        let loader = Loader::new(engine.clone(), Arc::new(linker), registry.clone());
+        let cache = cache_dir.map(|dir| CompileCache::new(dir, &engine));
+        let loader = Loader::new(engine.clone(), Arc::new(linker), registry.clone(), cache);
         Ok(Self {
             inner: Arc::new(NodeInner {
                 engine,

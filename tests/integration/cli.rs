@@ -38,7 +38,8 @@ impl RunningNode {
         std::fs::write(
             &config,
             format!(
-                "control = \"{addr}\"\n\n[[module]]\nname = \"kv\"\nfile = \"{}\"\n\n[[process]]\nname = \"kv\"\nmodule = \"kv\"\n",
+                "control = \"{addr}\"\ncompile_cache = \"{}\"\n\n[[module]]\nname = \"kv\"\nfile = \"{}\"\n\n[[process]]\nname = \"kv\"\nmodule = \"kv\"\n",
+                dir.join("cache").display(),
                 guest("kv-v0").display()
             ),
         )

@@ -5,6 +5,7 @@
 mod common;
 
 mod cli;
+mod compile_cache;
 mod failed_swaps;
 mod loading;
 mod releases;

@@ -11,6 +11,7 @@ use wasmtime::component::{Component, Linker};
 
 use crate::bindings::ProcessPre;
 use crate::code::ModuleVersion;
+use crate::code::cache::{CompileCache, Origin};
 use crate::error::LoadError;
 use crate::process::context::ProcessContext;
 use crate::process::instance::GuestInstance;
@@ -31,6 +32,8 @@ pub struct Loader {
     engine: Engine,
     linker: Arc<Linker<ProcessContext>>,
     registry: Arc<Registry>,
+    /// Where compiled components are kept between runs; none: compile every time.
+    cache: Option<CompileCache>,
 }
 
 impl Loader {
@@ -38,11 +41,13 @@ impl Loader {
         engine: Engine,
         linker: Arc<Linker<ProcessContext>>,
         registry: Arc<Registry>,
+        cache: Option<CompileCache>,
     ) -> Self {
         Self {
             engine,
             linker,
             registry,
+            cache,
         }
     }
 
@@ -64,17 +69,18 @@ impl Loader {
         let hash = Self::hash(&bytes);
 
         let started = Instant::now();
-        let engine = self.engine.clone();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-            .await
-            .map_err(|e| LoadError::Compile {
-                what: what.clone(),
-                cause: format!("the compiler thread failed: {e}"),
-            })?
-            .map_err(|e| LoadError::Compile {
-                what: what.clone(),
-                cause: format!("{e:#}"),
-            })?;
+        let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), hash.clone());
+        let (component, origin) =
+            tokio::task::spawn_blocking(move || compile(&engine, cache.as_ref(), &key, &bytes))
+                .await
+                .map_err(|e| LoadError::Compile {
+                    what: what.clone(),
+                    cause: format!("the compiler thread failed: {e}"),
+                })?
+                .map_err(|e| LoadError::Compile {
+                    what: what.clone(),
+                    cause: format!("{e:#}"),
+                })?;
         let compile_time = started.elapsed();
 
         let instance_pre =
@@ -95,6 +101,7 @@ impl Loader {
             hash,
             source: source.to_string(),
             compile_time,
+            origin,
             pre,
         };
         let vsn = self.read_vsn(&unnamed, &what).await?;
@@ -109,6 +116,7 @@ impl Loader {
             hash: version.hash.clone(),
             source: version.source.clone(),
             compile_time: version.compile_time,
+            origin: version.origin,
             pre: version.pre.clone(),
         });
         let policy = Policy::default();
@@ -133,6 +141,27 @@ impl Loader {
         }
         Ok(vsn.into())
     }
+}
+
+/// Compiles `bytes`, or takes them from the cache. With a cache, the component is compiled
+/// once to its serialized form, written, and loaded from that: never compiled twice.
+fn compile(
+    engine: &Engine,
+    cache: Option<&CompileCache>,
+    hash: &str,
+    bytes: &[u8],
+) -> wasmtime::Result<(Component, Origin)> {
+    let Some(cache) = cache else {
+        return Ok((Component::new(engine, bytes)?, Origin::Compiled));
+    };
+    if let Some(component) = cache.load(engine, hash) {
+        return Ok((component, Origin::Cached));
+    }
+    let compiled = engine.precompile_component(bytes)?;
+    cache.store(hash, &compiled);
+    // SAFETY: `compiled` was produced just now by this engine's `precompile_component`.
+    let component = unsafe { Component::deserialize(engine, &compiled)? };
+    Ok((component, Origin::Compiled))
 }
 
 fn check_component_header(bytes: &[u8], what: &str) -> Result<(), LoadError> {

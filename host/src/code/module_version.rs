@@ -7,6 +7,7 @@ use serde::Serialize;
 use wasmtime::Engine;
 
 use crate::bindings::ProcessPre;
+use crate::code::Origin;
 use crate::process::context::ProcessContext;
 
 /// A component that was compiled, linked against the host API and checked against the
@@ -19,8 +20,10 @@ pub struct ModuleVersion {
     pub hash: String,
     /// Where the bytes came from (a path), for reports.
     pub source: String,
-    /// How long compiling took (zero when the same bytes were loaded before).
+    /// How long compiling (or reading from the cache) took.
     pub compile_time: Duration,
+    /// Whether the compiled code came from the cache.
+    pub origin: Origin,
     pub(crate) pre: ProcessPre<ProcessContext>,
 }
 
@@ -37,6 +40,7 @@ impl ModuleVersion {
             hash: self.hash.clone(),
             source: self.source.clone(),
             compile_ms: self.compile_time.as_secs_f64() * 1e3,
+            cached: self.origin == Origin::Cached,
         }
     }
 }
@@ -59,4 +63,7 @@ pub struct ModuleInfo {
     pub hash: String,
     pub source: String,
     pub compile_ms: f64,
+    /// Whether the compiled code came from the cache.
+    #[serde(default)]
+    pub cached: bool,
 }

@@ -1,0 +1,77 @@
+//! The on-disk compile cache: a second node start loads from it; a damaged or foreign entry
+//! is detected before use, and rebuilt.
+
+use hotswap::code::Origin;
+use hotswap::{Node, NodeOptions, Policy};
+
+use crate::common::*;
+
+fn node(cache: &std::path::Path) -> Node {
+    Node::with_options(NodeOptions {
+        default_policy: Policy::default(),
+        cache_dir: Some(cache.to_path_buf()),
+    })
+    .expect("node")
+}
+
+#[tokio::test]
+async fn a_second_start_loads_from_the_cache_and_damage_is_rebuilt() {
+    let dir = std::env::temp_dir().join(format!("hotswap-cache-{}", rand::random::<u64>()));
+    let first = node(&dir)
+        .load_file("kv", guest("kv-v1"))
+        .await
+        .expect("load");
+    assert_eq!(first.origin, Origin::Compiled);
+    let second = node(&dir)
+        .load_file("kv", guest("kv-v1"))
+        .await
+        .expect("load");
+    assert_eq!(second.origin, Origin::Cached);
+    assert_eq!(&*second.vsn, "1");
+
+    // Damage the entry: flip one byte in the middle of the compiled code.
+    let entries: Vec<_> = std::fs::read_dir(&dir)
+        .expect("cache dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mut bytes = std::fs::read(&entries[0]).expect("entry");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&entries[0], &bytes).expect("damage");
+    let third = node(&dir)
+        .load_file("kv", guest("kv-v1"))
+        .await
+        .expect("load");
+    assert_eq!(
+        third.origin,
+        Origin::Compiled,
+        "a damaged entry is never used"
+    );
+
+    // A file that is not ours at all, under the entry's name.
+    std::fs::write(&entries[0], b"\0asm not a cache entry").expect("replace");
+    let fourth = node(&dir)
+        .load_file("kv", guest("kv-v1"))
+        .await
+        .expect("load");
+    assert_eq!(fourth.origin, Origin::Compiled);
+    let fifth = node(&dir)
+        .load_file("kv", guest("kv-v1"))
+        .await
+        .expect("load");
+    assert_eq!(fifth.origin, Origin::Cached, "the rebuilt entry is sound");
+
+    // The cache serves the node that made it: calls work on a cached component.
+    let node = node(&dir);
+    node.load_file("kv", guest("kv-v1")).await.expect("load");
+    node.spawn(hotswap::SpawnSpec::new("kv").name("kv"))
+        .await
+        .expect("spawn from cached code");
+    let kv = hotswap::ProcessRef::from("kv");
+    assert_eq!(
+        put(&node, &kv, "a", serde_json::json!(1)).await,
+        serde_json::json!(null)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

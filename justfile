@@ -26,6 +26,16 @@ build:
 demo: guests build
     scripts/demo.sh
 
+# Measure: call and cast throughput, swap pauses, latency under swaps, spawn rate, memory per
+# process, load times; beside the BEAM's figures when `just bench-beam` wrote them.
+bench: guests
+    cargo build --release -p hotswap-bench
+    target/release/hotswap-bench
+
+# The same benchmark of the seed's KV on the BEAM (installs Erlang and Elixir from Debian).
+bench-beam:
+    scripts/bench-beam.sh target/bench/beam.json
+
 # Run every test (unit, integration, CLI, doc).
 test: guests
     cargo test --workspace

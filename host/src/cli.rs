@@ -343,6 +343,7 @@ async fn run_node(config_path: &Path) -> Result<()> {
     let node = Node::with_options(NodeOptions {
         default_policy: config.policy.clone(),
         cache_dir: config.compile_cache.dir(),
+        allocation: config.allocation(),
     })?;
     for module in &config.modules {
         let what = format!("loading {} from {}", module.name, module.file.display());

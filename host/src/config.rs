@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::code::CompileCache;
+use crate::engine::Allocation;
 use crate::sandbox::Policy;
 
 /// The default control address: loopback only.
@@ -40,6 +41,9 @@ pub struct NodeConfig {
     /// The compile cache: `true` (the default: `~/.cache/hotswap`), `false`, or a directory.
     #[serde(default)]
     pub compile_cache: CacheSetting,
+    /// How many processes the node is sized for (instance slots are reserved up front).
+    #[serde(default = "default_max_processes")]
+    pub max_processes: u32,
     /// Limits for processes that do not set their own.
     #[serde(default)]
     pub policy: Policy,
@@ -116,6 +120,10 @@ pub enum ConfigError {
     },
 }
 
+fn default_max_processes() -> u32 {
+    10_000
+}
+
 fn default_control() -> SocketAddr {
     DEFAULT_CONTROL
         .parse()
@@ -149,6 +157,24 @@ impl NodeConfig {
             }
         }
         Ok(config)
+    }
+
+    /// The instance allocation this config asks for: a pool with a slot per process plus
+    /// room for swaps in flight, each memory as large as the largest limit configured.
+    pub fn allocation(&self) -> Allocation {
+        let max_memory = self
+            .processes
+            .iter()
+            .filter_map(|p| p.policy.as_ref().map(|policy| policy.memory_limit))
+            .chain([self.policy.memory_limit])
+            .max()
+            .unwrap_or(self.policy.memory_limit);
+        Allocation::Pooled {
+            instances: self
+                .max_processes
+                .saturating_add(self.max_processes / 10 + 16),
+            max_memory,
+        }
     }
 
     /// Parses the TOML text of a config, without touching the file system.

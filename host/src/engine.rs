@@ -4,19 +4,43 @@
 //! advances the engine's epoch every [`EPOCH_TICK`], and each store's deadline callback
 //! (set in `process/instance.rs`) either yields to the scheduler or, past the call's time
 //! limit, traps. The ticker thread stops when the last `Engine` handle is gone.
+//!
+//! A node that runs many processes uses the pooling allocator: every instance slot is
+//! reserved up front (address space only), memories are copy-on-write images of the
+//! component's data, and instantiating is a few page-table operations. Reservations are
+//! kept to the largest memory a process may have, so that 100,000 slots fit in the address
+//! space; guests then pay an explicit bounds check on memory accesses.
 
 use std::thread;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::NodeError;
 
 /// How often the epoch advances: the granularity of time limits and of cooperative yields.
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
 
+/// How the engine allocates instances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Allocation {
+    /// Each instance maps its own memory when it is made: no up-front cost, fine for a
+    /// node with a few hundred processes.
+    #[default]
+    OnDemand,
+    /// Slots for `instances` component instances (processes, plus one per swap or load in
+    /// flight), each memory at most `max_memory` bytes.
+    Pooled { instances: u32, max_memory: usize },
+}
+
+/// Upper bounds per component, generous enough for componentize-py and componentize-js
+/// guests (tens of core modules) as well as Rust and C ones.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+const MEMORIES_PER_COMPONENT: u32 = 4;
+const TABLES_PER_COMPONENT: u32 = 16;
+
 /// Builds the engine every process of a node runs on, and starts its epoch ticker.
-pub fn new_engine() -> Result<Engine, NodeError> {
+pub fn new_engine(allocation: Allocation) -> Result<Engine, NodeError> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -25,6 +49,31 @@ pub fn new_engine() -> Result<Engine, NodeError> {
         // out makes every guest call about 2.5x cheaper.
         .concurrency_support(false)
         .cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if let Allocation::Pooled {
+        instances,
+        max_memory,
+    } = allocation
+    {
+        let mut pool = PoolingAllocationConfig::default();
+        // Rust guests use 3 core instances, 1 memory and 2 tables; Python and JavaScript
+        // ones use more, and take more of these totals.
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(4))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(3))
+            // A store keeps the fiber stack of its last call for the next one, so every
+            // process holds one: a stack per instance slot.
+            .total_stacks(instances)
+            .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(TABLES_PER_COMPONENT)
+            .max_memory_size(max_memory);
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .memory_reservation(max_memory as u64)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(0);
+    }
     let engine = Engine::new(&config).map_err(|e| NodeError::Engine(format!("{e:#}")))?;
     start_epoch_ticker(&engine);
     Ok(engine)

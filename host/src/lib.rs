@@ -45,6 +45,7 @@ pub mod sandbox;
 pub mod swap;
 
 pub use code::ModuleVersion;
+pub use engine::Allocation;
 pub use error::{CallError, ControlError, LoadError, NodeError, SpawnError, SwapError};
 pub use node::{Node, NodeOptions, SpawnSpec};
 pub use process::{ExitReason, OUTSIDE, Pid, ProcessHandle, ProcessInfo};

@@ -10,7 +10,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::Process;
 use crate::code::{CompileCache, Loader, ModuleStore, ModuleSummary, ModuleVersion};
-use crate::engine::new_engine;
+use crate::engine::{Allocation, new_engine};
 use crate::error::{CallError, ControlError, LoadError, NodeError, SpawnError, SwapError};
 use crate::process::actor::ProcessActor;
 use crate::process::instance::GuestInstance;
@@ -88,6 +88,8 @@ pub struct NodeOptions {
     pub default_policy: Policy,
     /// Where compiled components are cached between runs; none: compile on every load.
     pub cache_dir: Option<PathBuf>,
+    /// How instances are allocated: on demand, or from a pool sized for many processes.
+    pub allocation: Allocation,
 }
 
 impl Node {
@@ -96,7 +98,7 @@ impl Node {
     pub fn new(default_policy: Policy) -> Result<Self, NodeError> {
         Self::with_options(NodeOptions {
             default_policy,
-            cache_dir: None,
+            ..NodeOptions::default()
         })
     }
 
@@ -104,8 +106,9 @@ impl Node {
         let NodeOptions {
             default_policy,
             cache_dir,
+            allocation,
         } = options;
-        let engine = new_engine()?;
+        let engine = new_engine(allocation)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| NodeError::Linker(format!("{e:#}")))?;

@@ -10,6 +10,7 @@ fn node(cache: &std::path::Path) -> Node {
     Node::with_options(NodeOptions {
         default_policy: Policy::default(),
         cache_dir: Some(cache.to_path_buf()),
+        ..NodeOptions::default()
     })
     .expect("node")
 }

@@ -14,12 +14,13 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// Tight limits, so that the attacks end quickly.
+/// Tight limits, so that the attacks end quickly; the time limits leave room for a loaded
+/// machine, so that only the runaway guests reach them.
 fn tight() -> Policy {
     Policy {
         memory_limit: 16 << 20,
-        message_time_limit: Duration::from_millis(200),
-        swap_time_limit: Duration::from_millis(300),
+        message_time_limit: Duration::from_secs(1),
+        swap_time_limit: Duration::from_secs(1),
         ..Policy::default()
     }
 }
@@ -73,11 +74,7 @@ async fn neighbour_is_fine(node: &Node, kv: &ProcessRef) {
 
 #[tokio::test]
 async fn an_infinite_loop_is_cut_at_the_time_limit_while_neighbours_keep_answering() {
-    let one_second = Policy {
-        message_time_limit: Duration::from_secs(1),
-        ..tight()
-    };
-    let (node, kv, hostile) = beside_kv("hostile-spin", one_second).await;
+    let (node, kv, hostile) = beside_kv("hostile-spin", tight()).await;
     // One worker thread: the neighbour answers only because the spinning guest yields.
     let spinning = {
         let (node, hostile) = (node.clone(), hostile.clone());
@@ -99,10 +96,7 @@ async fn an_infinite_loop_is_cut_at_the_time_limit_while_neighbours_keep_answeri
 async fn a_guest_blocked_in_a_host_call_is_abandoned_at_the_time_limit() {
     let (node, kv, hostile) = beside_kv("hostile-spin", tight()).await;
     let cause = trap_cause(&node, &hostile, json!({"op": "sleep", "ms": 60_000})).await;
-    assert!(
-        cause.starts_with("exceeded 200ms in handle-call"),
-        "{cause}"
-    );
+    assert!(cause.starts_with("exceeded 1s in handle-call"), "{cause}");
     assert!(cause.contains("stuck in a host call"), "{cause}");
     neighbour_is_fine(&node, &kv).await;
 }
@@ -342,7 +336,7 @@ async fn migrations_that_loop_bomb_recurse_or_trap_are_rolled_back() {
     let target = ProcessRef::from("tight");
     put(&node, &target, "a", json!(7)).await;
     for (extra, expected) in [
-        ("spin", "exceeded 300ms in code-change"),
+        ("spin", "exceeded 1s in code-change"),
         ("bomb", "memory"),
         ("recurse", "call stack exhausted"),
         ("trap", "wasm trap"),

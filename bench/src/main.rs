@@ -1,0 +1,169 @@
+//! `just bench`: measures hotswap on this machine and, when the BEAM's figures are there
+//! (`just bench-beam` writes them), prints them side by side with ratios and the goals of
+//! the performance issue. Writes the whole run as JSON.
+
+mod memory;
+mod report;
+mod scenarios;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use hotswap::{Allocation, ModuleVersion, Node, NodeOptions, Policy};
+
+use crate::report::Run;
+use crate::stats::Metric;
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Where the guest components are.
+    #[arg(long, default_value = "guests/rust/target/wasm32-wasip2/release")]
+    guests: PathBuf,
+    /// Where the other languages' kv components are (kv_py.wasm, kv_js.wasm, kv_c.wasm).
+    #[arg(long, default_value = "guests/out")]
+    polyglot: PathBuf,
+    /// The BEAM's figures, from `just bench-beam`.
+    #[arg(long, default_value = "target/bench/beam.json")]
+    beam: PathBuf,
+    /// Where to write this run.
+    #[arg(long, default_value = "target/bench/hotswap.json")]
+    out: PathBuf,
+    /// Fewer samples and processes: a smoke run, not a measurement.
+    #[arg(long)]
+    quick: bool,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let scale = if args.quick { 10 } else { 1 };
+    let node = Node::with_options(NodeOptions {
+        allocation: Allocation::Pooled {
+            instances: 2_000,
+            max_memory: 256 << 20,
+        },
+        ..NodeOptions::default()
+    })?;
+    let load = |name: &str| args.guests.join(format!("{name}.wasm"));
+    let v0 = node
+        .load_file("kv", load("kv_v0"))
+        .await
+        .context("kv v0 (run `just guests`)")?;
+    let v1 = node.load_file("kv", load("kv_v1")).await.context("kv v1")?;
+    let mut metrics: Vec<Metric> = Vec::new();
+    let mut record = |metric: Metric| {
+        eprintln!("  measured {}", metric.name);
+        metrics.push(metric);
+    };
+
+    eprintln!("messaging ...");
+    record(scenarios::call_rtt(&node, &v0, 1, 200_000 / scale).await?);
+    record(scenarios::call_rtt(&node, &v0, 2, 200_000 / scale).await?);
+    record(scenarios::cast_throughput(&node, &v0, 500_000 / scale).await?);
+
+    eprintln!("swaps ...");
+    record(
+        scenarios::swap_pause(&node, "swap_pause_rust_1kib", &v0, &v1, 1024, 200 / scale).await?,
+    );
+    record(
+        scenarios::swap_pause(
+            &node,
+            "swap_pause_rust_1mib",
+            &v0,
+            &v1,
+            1 << 20,
+            100 / scale,
+        )
+        .await?,
+    );
+    for (language, file) in polyglot(&args) {
+        let version: Arc<ModuleVersion> = node.load_file(&format!("kv_{language}"), &file).await?;
+        record(
+            scenarios::swap_pause(
+                &node,
+                &format!("swap_pause_{language}_1kib"),
+                &version,
+                &version,
+                1024,
+                100 / scale,
+            )
+            .await?,
+        );
+    }
+    let under = Duration::from_secs(if args.quick { 1 } else { 5 });
+    record(scenarios::latency_under_swaps(&node, &v0, &v1, under).await?);
+
+    eprintln!("processes ...");
+    drop(node);
+    memory::allow_many_mappings(110_000);
+    for n in [10_000, 100_000] {
+        let n = n / scale;
+        // A node of its own, sized for these processes: its pool is reserved up front.
+        let node = Node::with_options(NodeOptions {
+            allocation: Allocation::Pooled {
+                instances: n as u32 + 16,
+                max_memory: 64 << 20,
+            },
+            ..NodeOptions::default()
+        })?;
+        let v0 = node.load_file("kv", load("kv_v0")).await?;
+        match scenarios::spawn_and_memory(&node, &v0, n).await {
+            Ok((rate, memory)) => {
+                record(rate);
+                record(memory);
+            }
+            Err(error) => eprintln!("  {n} processes: {error:#}"),
+        }
+    }
+
+    eprintln!("loading ...");
+    let mut files = vec![("rust".to_string(), load("kv_v0"))];
+    files.extend(polyglot(&args));
+    for (language, file) in files {
+        for metric in scenarios::load_times(&language, &file, &Policy::default()).await? {
+            record(metric);
+        }
+    }
+
+    let run = Run {
+        runtime: "hotswap".into(),
+        metrics,
+        ..Run::default()
+    };
+    let beam: Option<Run> = std::fs::read(&args.beam)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    println!();
+    report::print_table(&run, beam.as_ref());
+    report::print_goals(&report::goals(&run, beam.as_ref()));
+    if beam.is_none() {
+        println!(
+            "(no BEAM figures at {}: run `just bench-beam` for the comparison)",
+            args.beam.display()
+        );
+    }
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&run)?)?;
+    println!("written to {}", args.out.display());
+    Ok(())
+}
+
+/// The other languages' kv components that are built.
+fn polyglot(args: &Args) -> Vec<(String, PathBuf)> {
+    ["py", "js", "c"]
+        .into_iter()
+        .map(|language| {
+            (
+                language.to_string(),
+                args.polyglot.join(format!("kv_{language}.wasm")),
+            )
+        })
+        .filter(|(_, file)| file.exists())
+        .collect()
+}

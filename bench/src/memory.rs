@@ -1,0 +1,39 @@
+//! The resident memory of this process, from `/proc/self/statm`, and the kernel's limit on
+//! memory mappings, which 100,000 instances exceed at its default.
+
+use anyhow::{Context, Result};
+
+/// Resident set size in bytes.
+pub fn resident_bytes() -> Result<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").context("reading /proc/self/statm")?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .context("statm has no resident field")?
+        .parse()
+        .context("statm's resident field is not a number")?;
+    Ok(pages * 4096)
+}
+
+/// Each instance takes a few memory mappings (its memory, the copy-on-write image of its
+/// data); Linux's default `vm.max_map_count` (65,530) stops at about 20,000 instances. Raises
+/// it when this process may (it runs as root), and says so; otherwise warns.
+pub fn allow_many_mappings(instances: u64) {
+    const PATH: &str = "/proc/sys/vm/max_map_count";
+    let wanted = instances * 8;
+    let current: u64 = std::fs::read_to_string(PATH)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if current >= wanted {
+        return;
+    }
+    match std::fs::write(PATH, wanted.to_string()) {
+        Ok(()) => eprintln!(
+            "  raised vm.max_map_count from {current} to {wanted} for {instances} instances"
+        ),
+        Err(error) => eprintln!(
+            "  vm.max_map_count is {current}; {instances} instances need about {wanted} ({error}): run `sysctl -w vm.max_map_count={wanted}`"
+        ),
+    }
+}

@@ -1,0 +1,184 @@
+//! The report: the table printed at the end of `just bench`, the goals of the performance
+//! issue checked against the figures, and the JSON file.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::Metric;
+
+/// A whole run, as written to `target/bench/hotswap.json` (and as the BEAM side writes it).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Run {
+    pub runtime: String,
+    #[serde(default)]
+    pub metrics: Vec<Metric>,
+    #[serde(default, flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+impl Run {
+    pub fn get(&self, name: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.name == name)
+    }
+}
+
+fn fmt(value: Option<f64>) -> String {
+    match value {
+        None => "-".into(),
+        Some(v) if v >= 100_000.0 => format!("{:.0}k", v / 1000.0),
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) if v >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+/// Prints every metric, with the BEAM's beside it when it was measured.
+pub fn print_table(ours: &Run, beam: Option<&Run>) {
+    println!(
+        "{:<34} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "metric", "unit", "p50", "p99", "p99.9/max", "value", "beam", "ratio"
+    );
+    for m in &ours.metrics {
+        let theirs = beam.and_then(|b| b.get(&m.name));
+        let theirs_headline = theirs.and_then(Metric::headline);
+        let ratio = match (m.headline(), theirs_headline) {
+            // How many times better we are: lower is better for latencies and sizes.
+            (Some(a), Some(b)) if a > 0.0 && m.unit == "per_s" => Some(a / b),
+            (Some(a), Some(b)) if a > 0.0 => Some(b / a),
+            _ => None,
+        };
+        println!(
+            "{:<34} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+            m.name,
+            m.unit,
+            fmt(m.p50),
+            fmt(m.p99),
+            fmt(m.p999.or(m.max)),
+            fmt(m.value.or(m.throughput_per_s)),
+            fmt(theirs_headline),
+            ratio.map_or("-".into(), |r| format!("{r:.1}x")),
+        );
+        if let Some(lost) = m.lost {
+            println!("{:<34} lost {lost}, swaps {}", "", m.swaps.unwrap_or(0));
+        }
+        if let Some(bytes) = m.state_bytes {
+            println!("{:<34} state {bytes} bytes", "");
+        }
+    }
+    println!("(ratio: how many times better than the BEAM on p99, or on the value; >1 is better)");
+}
+
+/// One goal of the performance issue, checked.
+pub struct Goal {
+    pub text: String,
+    pub met: Option<bool>,
+}
+
+/// Checks the issue's goals that these figures can decide.
+pub fn goals(ours: &Run, beam: Option<&Run>) -> Vec<Goal> {
+    let ours_of = |name: &str| ours.get(name);
+    let beam_of = |name: &str| beam.and_then(|b| b.get(name));
+    let mut goals = Vec::new();
+    let mut goal = |text: String, met: Option<bool>| goals.push(Goal { text, met });
+
+    let swap = ours_of("swap_pause_rust_1kib").and_then(|m| m.p99);
+    let beam_swap = beam_of("swap_pause_1kib").and_then(|m| m.p50);
+    goal(
+        format!(
+            "swap pause p99 at 1 KiB < BEAM seed swap (p50) / 50: {} vs {}",
+            fmt(swap),
+            fmt(beam_swap.map(|b| b / 50.0))
+        ),
+        swap.zip(beam_swap).map(|(a, b)| a < b / 50.0),
+    );
+    let big = ours_of("swap_pause_rust_1mib").and_then(|m| m.p99);
+    let beam_big = beam_of("swap_pause_1mib").and_then(|m| m.p50);
+    goal(
+        format!(
+            "swap pause p99 at 1 MiB < BEAM 100k-key swap (p50): {} vs {}",
+            fmt(big),
+            fmt(beam_big)
+        ),
+        big.zip(beam_big).map(|(a, b)| a < b),
+    );
+    for (name, beam_name) in [("call_rtt_1", "call_rtt_1"), ("call_rtt_2", "call_rtt_2")] {
+        let a = ours_of(name).and_then(|m| m.throughput_per_s);
+        let b = beam_of(beam_name).and_then(|m| m.throughput_per_s);
+        goal(
+            format!(
+                "{name} throughput >= BEAM: {} vs {} calls/s",
+                fmt(a),
+                fmt(b)
+            ),
+            a.zip(b).map(|(a, b)| a >= b),
+        );
+    }
+    let a = ours_of("cast_throughput").and_then(|m| m.value);
+    let b = beam_of("cast_throughput").and_then(|m| m.value);
+    goal(
+        format!("cast throughput >= BEAM: {} vs {} casts/s", fmt(a), fmt(b)),
+        a.zip(b).map(|(a, b)| a >= b),
+    );
+    let a = ours_of("latency_under_swaps");
+    let b = beam_of("latency_under_swaps");
+    goal(
+        format!(
+            "p99.9 call latency under swaps <= BEAM / 10: {} vs {} us",
+            fmt(a.and_then(|m| m.p999)),
+            fmt(b.and_then(|m| m.p999).map(|b| b / 10.0))
+        ),
+        a.and_then(|m| m.p999)
+            .zip(b.and_then(|m| m.p999))
+            .map(|(a, b)| a <= b / 10.0),
+    );
+    goal(
+        format!(
+            "zero calls lost under swaps: {}",
+            a.and_then(|m| m.lost).map_or("-".into(), |l| l.to_string())
+        ),
+        a.and_then(|m| m.lost).map(|l| l == 0),
+    );
+    let memory = ours_of("memory_per_idle_process_100k")
+        .or_else(|| ours_of("memory_per_idle_process_10k"))
+        .and_then(|m| m.value);
+    goal(
+        format!(
+            "resident memory per idle Rust process < 32 KiB: {} bytes",
+            fmt(memory)
+        ),
+        memory.map(|m| m < 32.0 * 1024.0),
+    );
+    let hundred_k = ours_of("memory_per_idle_process_100k");
+    goal("100,000 live processes".into(), Some(hundred_k.is_some()));
+    let spawn = ours_of("spawn_rate_100k")
+        .or_else(|| ours_of("spawn_rate_10k"))
+        .and_then(|m| m.value);
+    goal(
+        format!("spawn rate > 50,000/s: {}/s", fmt(spawn)),
+        spawn.map(|s| s > 50_000.0),
+    );
+    for m in ours
+        .metrics
+        .iter()
+        .filter(|m| m.name.starts_with("load_cached_"))
+    {
+        goal(
+            format!("{} p50 < 10 ms: {} us", m.name, fmt(m.p50)),
+            m.p50.map(|p| p < 10_000.0),
+        );
+    }
+    goals
+}
+
+pub fn print_goals(goals: &[Goal]) {
+    println!("\ngoals (issue 6):");
+    for goal in goals {
+        let mark = match goal.met {
+            Some(true) => "met    ",
+            Some(false) => "NOT MET",
+            None => "n/a    ",
+        };
+        println!("  [{mark}] {}", goal.text);
+    }
+}

@@ -1,0 +1,296 @@
+//! The measurements, one function each. Every function builds what it needs on the node it
+//! is given and returns one [`Metric`] (or a few).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use hotswap::{
+    Direction, ModuleVersion, Node, NodeOptions, Policy, ProcessRef, SpawnSpec, SwapOptions,
+};
+use serde_json::json;
+
+use crate::memory::resident_bytes;
+use crate::stats::Metric;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn get(key: &str) -> Vec<u8> {
+    json!({"op": "get", "key": key}).to_string().into_bytes()
+}
+
+fn put(key: &str, value: u64) -> Vec<u8> {
+    json!({"op": "put", "key": key, "value": value})
+        .to_string()
+        .into_bytes()
+}
+
+/// A fresh `kv` process on `version`, registered as `name`.
+pub async fn spawn_kv(
+    node: &Node,
+    version: &ModuleVersion,
+    name: &str,
+    policy: Policy,
+) -> Result<ProcessRef> {
+    node.spawn(
+        SpawnSpec::new(&*version.name)
+            .vsn(&*version.vsn)
+            .name(name)
+            .policy(policy),
+    )
+    .await?;
+    Ok(ProcessRef::from(name))
+}
+
+/// Round-trip latency of `get` calls from `clients` concurrent callers.
+pub async fn call_rtt(
+    node: &Node,
+    version: &ModuleVersion,
+    clients: usize,
+    calls: usize,
+) -> Result<Metric> {
+    let target = spawn_kv(node, version, &format!("rtt-{clients}"), Policy::default()).await?;
+    node.call(&target, put("a", 1), CALL_TIMEOUT).await?;
+    for _ in 0..calls / 10 {
+        node.call(&target, get("a"), CALL_TIMEOUT).await?;
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (node, target) = (node.clone(), target.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Vec::with_capacity(calls / clients);
+            for _ in 0..calls / clients {
+                let t = Instant::now();
+                node.call(&target, get("a"), CALL_TIMEOUT).await?;
+                samples.push(t.elapsed());
+            }
+            anyhow::Ok(samples)
+        }));
+    }
+    let mut samples = Vec::with_capacity(calls);
+    for task in tasks {
+        samples.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    let mut metric = Metric::latency(&format!("call_rtt_{clients}"), &mut samples);
+    metric.throughput_per_s = Some(samples.len() as f64 / elapsed.as_secs_f64());
+    node.stop(&target, "bench done").await?;
+    Ok(metric)
+}
+
+/// Casts per second, end to end: `n` casts, then one call that returns once all are served.
+pub async fn cast_throughput(node: &Node, version: &ModuleVersion, n: usize) -> Result<Metric> {
+    let policy = Policy {
+        mailbox_capacity: n + 16,
+        ..Policy::default()
+    };
+    let target = spawn_kv(node, version, "casts", policy).await?;
+    let messages: Vec<Vec<u8>> = (0..n as u64).map(|i| put("k", i)).collect();
+    let started = Instant::now();
+    for message in messages {
+        node.cast(&target, message)?;
+    }
+    let last = node
+        .call(&target, get("k"), Duration::from_secs(120))
+        .await?;
+    let elapsed = started.elapsed();
+    if last != (n as u64 - 1).to_string().into_bytes() {
+        bail!("casts were lost: the last put is not the one read");
+    }
+    node.stop(&target, "bench done").await?;
+    Ok(Metric::value(
+        "cast_throughput",
+        "per_s",
+        n as f64 / elapsed.as_secs_f64(),
+        n as u64,
+    ))
+}
+
+/// Fills `target` with numbered keys until its state is about `bytes` long.
+async fn fill(node: &Node, target: &ProcessRef, bytes: usize) -> Result<usize> {
+    // `"k000000":123456,` is 17 bytes of JSON per entry.
+    let keys = (bytes / 17).max(1);
+    for i in 0..keys {
+        node.cast(target, put(&format!("k{i:06}"), i as u64))?;
+        if i % 1000 == 999 {
+            node.call(target, get("k"), CALL_TIMEOUT).await?;
+        }
+    }
+    Ok(node.get_state(target).await?.len())
+}
+
+/// The pause of `swaps` swaps between `a` and `b` of a process holding about
+/// `state_bytes` of state.
+pub async fn swap_pause(
+    node: &Node,
+    name: &str,
+    a: &Arc<ModuleVersion>,
+    b: &Arc<ModuleVersion>,
+    state_bytes: usize,
+    swaps: usize,
+) -> Result<Metric> {
+    let policy = Policy {
+        mailbox_capacity: 200_000,
+        memory_limit: 512 << 20,
+        ..Policy::default()
+    };
+    let target = spawn_kv(node, a, name, policy).await?;
+    let actual = fill(node, &target, state_bytes).await?;
+    let mut samples = Vec::with_capacity(swaps);
+    for i in 0..swaps {
+        let (to, direction) = if i % 2 == 0 {
+            (b, Direction::Upgrade)
+        } else {
+            (a, Direction::Downgrade)
+        };
+        let options = SwapOptions {
+            direction,
+            ..SwapOptions::default()
+        };
+        let report = node
+            .swap(&target, to.clone(), options)
+            .await
+            .with_context(|| format!("{name}: swap {i}"))?;
+        samples.push(report.pause);
+    }
+    node.stop(&target, "bench done").await?;
+    let mut metric = Metric::latency(name, &mut samples);
+    metric.state_bytes = Some(actual as u64);
+    Ok(metric)
+}
+
+/// Call latency from 4 clients while the process is swapped every 10 ms, and calls lost.
+pub async fn latency_under_swaps(
+    node: &Node,
+    v0: &Arc<ModuleVersion>,
+    v1: &Arc<ModuleVersion>,
+    duration: Duration,
+) -> Result<Metric> {
+    let target = spawn_kv(node, v0, "under-swaps", Policy::default()).await?;
+    let deadline = Instant::now() + duration;
+    let mut clients = Vec::new();
+    for client in 0..4u64 {
+        let (node, target) = (node.clone(), target.clone());
+        clients.push(tokio::spawn(async move {
+            let key = format!("c{client}");
+            let (mut samples, mut lost, mut n) = (Vec::new(), 0u64, 0u64);
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let reply = node.call(&target, put(&key, n), CALL_TIMEOUT).await;
+                samples.push(t.elapsed());
+                let expected = if n == 0 {
+                    "null".to_string()
+                } else {
+                    (n - 1).to_string()
+                };
+                if reply.ok().as_deref() != Some(expected.as_bytes()) {
+                    lost += 1;
+                }
+                n += 1;
+            }
+            (samples, lost)
+        }));
+    }
+    let mut swaps = 0u64;
+    let mut ticker = tokio::time::interval(Duration::from_millis(10));
+    while Instant::now() < deadline {
+        ticker.tick().await;
+        let (to, direction) = if swaps % 2 == 0 {
+            (v1, Direction::Upgrade)
+        } else {
+            (v0, Direction::Downgrade)
+        };
+        let options = SwapOptions {
+            direction,
+            ..SwapOptions::default()
+        };
+        node.swap(&target, to.clone(), options).await?;
+        swaps += 1;
+    }
+    let (mut samples, mut lost) = (Vec::new(), 0);
+    for client in clients {
+        let (s, l) = client.await?;
+        samples.extend(s);
+        lost += l;
+    }
+    node.stop(&target, "bench done").await?;
+    let mut metric = Metric::latency("latency_under_swaps", &mut samples);
+    metric.lost = Some(lost);
+    metric.swaps = Some(swaps);
+    Ok(metric)
+}
+
+/// Processes spawned per second (each instantiated and `init`ed), and the resident memory
+/// each idle one costs. The processes are stopped afterwards.
+pub async fn spawn_and_memory(
+    node: &Node,
+    version: &ModuleVersion,
+    n: usize,
+) -> Result<(Metric, Metric)> {
+    let policy = Policy {
+        mailbox_capacity: 16,
+        ..Policy::default()
+    };
+    let before = resident_bytes()?;
+    let started = Instant::now();
+    let mut pids = Vec::with_capacity(n);
+    for _ in 0..n {
+        let pid = node
+            .spawn(
+                SpawnSpec::new(&*version.name)
+                    .vsn(&*version.vsn)
+                    .policy(policy.clone()),
+            )
+            .await
+            .with_context(|| format!("spawning process {} of {n}", pids.len() + 1))?;
+        pids.push(pid);
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = resident_bytes()?;
+    let rate = Metric::value(
+        &format!("spawn_rate_{}k", n / 1000),
+        "per_s",
+        n as f64 / elapsed.as_secs_f64(),
+        n as u64,
+    );
+    let mut memory = Metric::value(
+        &format!("memory_per_idle_process_{}k", n / 1000),
+        "bytes",
+        after.saturating_sub(before) as f64 / n as f64,
+        n as u64,
+    );
+    memory.method = Some("host RSS delta (/proc/self/statm) / processes".into());
+    for pid in pids {
+        node.stop(&pid.into(), "bench done").await?;
+    }
+    Ok((rate, memory))
+}
+
+/// Load time of a component: cold (compiled now) and from the compile cache.
+pub async fn load_times(language: &str, file: &Path, policy: &Policy) -> Result<Vec<Metric>> {
+    let cache = std::env::temp_dir().join(format!("hotswap-bench-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let mut metrics = Vec::new();
+    for (label, runs) in [("cold", 1), ("cached", 5)] {
+        let mut samples = Vec::new();
+        for _ in 0..runs {
+            let node = Node::with_options(NodeOptions {
+                default_policy: policy.clone(),
+                cache_dir: Some(cache.clone()),
+                ..NodeOptions::default()
+            })?;
+            let started = Instant::now();
+            node.load_file("kv", file).await?;
+            samples.push(started.elapsed());
+        }
+        metrics.push(Metric::latency(
+            &format!("load_{label}_{language}"),
+            &mut samples,
+        ));
+    }
+    let _ = std::fs::remove_dir_all(&cache);
+    Ok(metrics)
+}

@@ -329,7 +329,7 @@ impl Node {
                 requested: version.name.to_string(),
             });
         }
-        let next = GuestInstance::instantiate(
+        let next = GuestInstance::prepare_swap_target(
             &version,
             pid,
             self.inner.registry.clone(),

@@ -179,7 +179,7 @@ pub(crate) async fn execute(
     for step in moves {
         let pid = step.handle.pid();
         let policy = &step.handle.status.policy;
-        let instance = GuestInstance::instantiate(&step.to, pid, registry.clone(), policy)
+        let instance = GuestInstance::prepare_swap_target(&step.to, pid, registry.clone(), policy)
             .await
             .map_err(|cause| ReleaseError::Prepare {
                 release: release.to_string(),

@@ -35,6 +35,15 @@ struct Args {
     /// Fewer samples and processes: a smoke run, not a measurement.
     #[arg(long)]
     quick: bool,
+    /// Run only these groups (messaging, swaps, processes, loading); all when not given.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == group)
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -60,72 +69,82 @@ async fn main() -> Result<()> {
         metrics.push(metric);
     };
 
-    eprintln!("messaging ...");
-    record(scenarios::call_rtt(&node, &v0, 1, 200_000 / scale).await?);
-    record(scenarios::call_rtt(&node, &v0, 2, 200_000 / scale).await?);
-    record(scenarios::cast_throughput(&node, &v0, 500_000 / scale).await?);
+    if args.runs("messaging") {
+        eprintln!("messaging ...");
+        record(scenarios::call_rtt(&node, &v0, 1, 200_000 / scale).await?);
+        record(scenarios::call_rtt(&node, &v0, 2, 200_000 / scale).await?);
+        record(scenarios::cast_throughput(&node, &v0, 500_000 / scale).await?);
+    }
 
-    eprintln!("swaps ...");
-    record(
-        scenarios::swap_pause(&node, "swap_pause_rust_1kib", &v0, &v1, 1024, 200 / scale).await?,
-    );
-    record(
-        scenarios::swap_pause(
-            &node,
-            "swap_pause_rust_1mib",
-            &v0,
-            &v1,
-            1 << 20,
-            100 / scale,
-        )
-        .await?,
-    );
-    for (language, file) in polyglot(&args) {
-        let version: Arc<ModuleVersion> = node.load_file(&format!("kv_{language}"), &file).await?;
+    if args.runs("swaps") {
+        eprintln!("swaps ...");
+        record(
+            scenarios::swap_pause(&node, "swap_pause_rust_1kib", &v0, &v1, 1024, 200 / scale)
+                .await?,
+        );
         record(
             scenarios::swap_pause(
                 &node,
-                &format!("swap_pause_{language}_1kib"),
-                &version,
-                &version,
-                1024,
+                "swap_pause_rust_1mib",
+                &v0,
+                &v1,
+                1 << 20,
                 100 / scale,
             )
             .await?,
         );
+        for (language, file) in polyglot(&args) {
+            let version: Arc<ModuleVersion> =
+                node.load_file(&format!("kv_{language}"), &file).await?;
+            record(
+                scenarios::swap_pause(
+                    &node,
+                    &format!("swap_pause_{language}_1kib"),
+                    &version,
+                    &version,
+                    1024,
+                    100 / scale,
+                )
+                .await?,
+            );
+        }
+        let under = Duration::from_secs(if args.quick { 1 } else { 5 });
+        record(scenarios::latency_under_swaps(&node, &v0, &v1, under).await?);
     }
-    let under = Duration::from_secs(if args.quick { 1 } else { 5 });
-    record(scenarios::latency_under_swaps(&node, &v0, &v1, under).await?);
 
-    eprintln!("processes ...");
     drop(node);
-    memory::allow_many_mappings(110_000);
-    for n in [10_000, 100_000] {
-        let n = n / scale;
-        // A node of its own, sized for these processes: its pool is reserved up front.
-        let node = Node::with_options(NodeOptions {
-            allocation: Allocation::Pooled {
-                instances: n as u32 + 16,
-                max_memory: 64 << 20,
-            },
-            ..NodeOptions::default()
-        })?;
-        let v0 = node.load_file("kv", load("kv_v0")).await?;
-        match scenarios::spawn_and_memory(&node, &v0, n).await {
-            Ok((rate, memory)) => {
-                record(rate);
-                record(memory);
+    if args.runs("processes") {
+        eprintln!("processes ...");
+        memory::allow_many_mappings(110_000);
+        for n in [10_000, 100_000] {
+            let n = n / scale;
+            // A node of its own, sized for these processes: its pool is reserved up front.
+            let node = Node::with_options(NodeOptions {
+                allocation: Allocation::Pooled {
+                    instances: n as u32 + 16,
+                    max_memory: 64 << 20,
+                },
+                ..NodeOptions::default()
+            })?;
+            let v0 = node.load_file("kv", load("kv_v0")).await?;
+            match scenarios::spawn_and_memory(&node, &v0, n).await {
+                Ok((rate, memory)) => {
+                    record(rate);
+                    record(memory);
+                }
+                Err(error) => eprintln!("  {n} processes: {error:#}"),
             }
-            Err(error) => eprintln!("  {n} processes: {error:#}"),
         }
     }
 
-    eprintln!("loading ...");
-    let mut files = vec![("rust".to_string(), load("kv_v0"))];
-    files.extend(polyglot(&args));
-    for (language, file) in files {
-        for metric in scenarios::load_times(&language, &file, &Policy::default()).await? {
-            record(metric);
+    if args.runs("loading") {
+        eprintln!("loading ...");
+        let mut files = vec![("rust".to_string(), load("kv_v0"))];
+        files.extend(polyglot(&args));
+        for (language, file) in files {
+            for metric in scenarios::load_times(&language, &file, &Policy::default()).await? {
+                record(metric);
+            }
         }
     }
 

@@ -1,0 +1,164 @@
+// The seed's key-value server in JavaScript, vsn "js-1": the same requests, replies and state as
+// the Rust kv (guests/rust/kv-core), so a running kv process hot swaps from any version in any
+// language to this one and back. Like Rust kv v1 it logs one info line per get and put.
+//
+//   {"op":"put","key":"a","value":42}   -> the previous value, or null
+//   {"op":"get","key":"a"}              -> the value, or null
+//   {"op":"delete","key":"a"}           -> the removed value, or null
+//   {"op":"keys"}                       -> the keys, sorted
+//   {"op":"count"}                      -> the number of keys
+//   {"op":"crash"}                      -> no reply: traps (for the host's tests)
+//
+// Anything else is the error `unknown request: <what was wrong>`. As a cast or an info message,
+// put and delete apply without a reply; anything else is logged at warn and ignored. The state
+// is `{"entries":{...}}`, keys sorted, byte for byte what the Rust kv writes.
+//
+// Built by scripts/build-polyglot-guests.sh into guests/out/kv_js.wasm.
+
+import { GenServer, GuestError, exportServer, describe, info, warn, json } from './hotswap-guest.js';
+
+const OPS = ['put', 'get', 'delete', 'keys', 'count'];
+const INIT_HINT = 'bad init arguments (want nothing, null or {"entries":{...}})';
+
+export class Kv extends GenServer {
+  static vsn = 'js-1';
+
+  init(args) {
+    if (args.every((byte) => ' \t\n\r\f'.includes(String.fromCharCode(byte)))) return { entries: new Map() };
+    try {
+      const value = json.decode(args);
+      if (value === null) return { entries: new Map() };
+      if (!isObject(value)) throw new GuestError(`invalid type: ${kind(value)}, expected an object`);
+      return { entries: entriesOf(Object.hasOwn(value, 'entries') ? value.entries : {}) };
+    } catch (why) {
+      throw new GuestError(`${INIT_HINT}: ${why.message}`);
+    }
+  }
+
+  handleCall(request, caller) {
+    if (isCrash(request)) crash(caller);
+    return json.encode(this.serve(parse(request)));
+  }
+
+  handleCast(message) {
+    this.handleMessage('cast', message);
+  }
+
+  handleInfo(message) {
+    this.handleMessage('info message', message);
+  }
+
+  codeChange(change, state, extra) {
+    try {
+      const value = json.decode(state);
+      if (!isObject(value)) throw new GuestError(`invalid type: ${kind(value)}, expected struct Entries`);
+      if (!Object.hasOwn(value, 'entries')) throw new GuestError('missing field `entries`');
+      return { entries: entriesOf(value.entries) };
+    } catch (why) {
+      throw new GuestError(this.refusal(change, `the state does not parse: ${why.message}`));
+    }
+  }
+
+  /** A cast or an info message: put and delete apply, anything else is logged. */
+  handleMessage(what, message) {
+    let request;
+    try {
+      request = parse(message);
+    } catch (why) {
+      if (!(why instanceof GuestError)) throw why;
+      warn(`ignoring the ${what}: ${why.message}`);
+      return;
+    }
+    if (request.op === 'put' || request.op === 'delete') this.serve(request);
+    else warn(`ignoring the ${what} ${describe(message)}: only put and delete apply without a reply`);
+  }
+
+  /** Carries out a parsed request and returns the reply, logging gets and puts. */
+  serve({ op, key, value }) {
+    const entries = this.state.entries;
+    switch (op) {
+      case 'put': {
+        info(`put ${key} = ${json.toText(value)}`);
+        const previous = entries.get(key) ?? null;
+        entries.set(key, value);
+        return previous;
+      }
+      case 'get': {
+        const found = entries.get(key) ?? null;
+        info(`get ${key} -> ${json.toText(found)}`);
+        return found;
+      }
+      case 'delete': {
+        const removed = entries.get(key) ?? null;
+        entries.delete(key);
+        return removed;
+      }
+      case 'keys':
+        return [...entries.keys()].sort(json.compareKeys);
+      default:
+        return entries.size;
+    }
+  }
+}
+
+/** `{op, key, value}`, or GuestError("unknown request: ...") naming what was wrong, in the
+ * Rust kv's words. */
+export function parse(request) {
+  const fail = (why) => {
+    throw new GuestError(`unknown request: ${why}`);
+  };
+  let value;
+  try {
+    value = json.decode(request);
+  } catch (why) {
+    fail(why.message);
+  }
+  if (!isObject(value)) fail(`invalid type: ${kind(value)}, expected internally tagged enum Request`);
+  if (!Object.hasOwn(value, 'op')) fail('missing field `op`');
+  const { op } = value;
+  if (typeof op !== 'string') fail(`invalid type: ${kind(op)}, expected variant identifier`);
+  if (!OPS.includes(op)) fail(`unknown variant \`${op}\`, expected one of ${OPS.map((name) => `\`${name}\``).join(', ')}`);
+  if (op === 'keys' || op === 'count') return { op };
+  if (!Object.hasOwn(value, 'key')) fail('missing field `key`');
+  if (typeof value.key !== 'string') fail(`invalid type: ${kind(value.key)}, expected a string`);
+  if (op !== 'put') return { op, key: value.key };
+  if (!Object.hasOwn(value, 'value')) fail('missing field `value`');
+  return { op, key: value.key, value: value.value };
+}
+
+function entriesOf(value) {
+  if (!isObject(value)) throw new GuestError(`invalid type: ${kind(value)}, expected a map`);
+  return new Map(Object.entries(value));
+}
+
+function isObject(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) && !(value instanceof json.JsonFloat);
+}
+
+/** What a JSON value is, in serde's words (`integer \`7\``, `sequence`, ...). */
+function kind(value) {
+  if (value === null) return 'null';
+  if (typeof value === 'boolean') return `boolean \`${value}\``;
+  if (typeof value === 'number' && Number.isInteger(value)) return `integer \`${value}\``;
+  if (typeof value === 'bigint') return `integer \`${value}\``;
+  if (typeof value === 'number' || value instanceof json.JsonFloat) return `floating point \`${json.toText(value)}\``;
+  if (typeof value === 'string') return `string ${json.toText(value)}`;
+  return Array.isArray(value) ? 'sequence' : 'map';
+}
+
+function isCrash(request) {
+  try {
+    const value = json.decode(request);
+    return isObject(value) && value.op === 'crash';
+  } catch {
+    return false;
+  }
+}
+
+/** Traps on purpose, so the host's tests can check that a trap in a JavaScript guest kills this
+ * process only: an Error thrown out of a callback (anything but GuestError) is a trap. */
+function crash(caller) {
+  throw new Error(`kv js-1 traps on purpose: {"op":"crash"} from pid ${caller}`);
+}
+
+export const server = exportServer(Kv);

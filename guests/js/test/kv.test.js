@@ -1,0 +1,125 @@
+// The JavaScript kv (kv.js) through the exports that componentize-js calls, on node with a fake
+// host (register.js): the same replies, errors, log lines and state as the Rust kv, errors as
+// thrown strings (the WIT `err`) and a crash as a thrown Error (a trap in the component).
+import assert from 'node:assert/strict';
+import { beforeEach, test } from 'node:test';
+
+import { exportServer } from '../hotswap-guest.js';
+import { Kv } from '../kv.js';
+import { lines } from './fake-runtime.js';
+
+const bytes = (text) => new TextEncoder().encode(text);
+const text = (data) => new TextDecoder().decode(data);
+let server;
+
+const call = (request) => text(server.handleCall(bytes(request), 0n));
+// What the component's caller gets for an error: componentize-js turns a thrown string into `err`.
+const refusal = (run) => {
+  try {
+    run();
+  } catch (thrown) {
+    assert.equal(typeof thrown, 'string', `a string (an err), not ${thrown}`);
+    return thrown;
+  }
+  assert.fail('no error');
+};
+
+beforeEach(() => {
+  lines.length = 0;
+  server = exportServer(Kv);
+});
+
+test('put, get and delete reply with the value before', () => {
+  server.init(bytes(''));
+  assert.equal(call('{"op":"get","key":"a"}'), 'null');
+  assert.equal(call('{"op":"put","key":"a","value":42}'), 'null');
+  assert.equal(call('{"op":"put","key":"a","value":[1.0]}'), '42');
+  assert.equal(call('{"op":"get","key":"a"}'), '[1.0]');
+  assert.equal(call('{"op":"delete","key":"a"}'), '[1.0]');
+  assert.equal(call('{"op":"delete","key":"a"}'), 'null');
+  assert.equal(call('{"op":"count"}'), '0');
+});
+
+test('keys are sorted and the state is entries', () => {
+  server.init(bytes(''));
+  for (const key of ['b', 'c', 'a']) call(`{"op":"put","key":"${key}","value":true}`);
+  assert.equal(call('{"op":"keys"}'), '["a","b","c"]');
+  assert.equal(call('{"op":"count"}'), '3');
+  assert.equal(text(server.snapshot()), '{"entries":{"a":true,"b":true,"c":true}}');
+});
+
+test('gets and puts are logged like Rust kv v1', () => {
+  server.init(bytes(''));
+  call('{"op":"put","key":"a","value":42}');
+  call('{"op":"get","key":"a"}');
+  assert.deepEqual(lines, [['info', 'put a = 42'], ['info', 'get a -> 42']]);
+});
+
+test('unknown requests name what was wrong', () => {
+  server.init(bytes(''));
+  const cases = [
+    ['put a 1', 'unknown request: not JSON: expected value at line 1 column 1'],
+    ['{"op":"frobnicate"}', 'unknown request: unknown variant `frobnicate`'],
+    ['{"key":"a"}', 'unknown request: missing field `op`'],
+    ['{"op":"get"}', 'unknown request: missing field `key`'],
+    ['{"op":"put","key":"a"}', 'unknown request: missing field `value`'],
+    ['{"op":"get","key":7}', 'unknown request: invalid type: integer `7`'],
+    ['[1]', 'unknown request: invalid type: sequence'],
+  ];
+  for (const [request, expected] of cases) {
+    const error = refusal(() => call(request));
+    assert.ok(error.startsWith(expected), `${request}: ${error}`);
+  }
+});
+
+test('casts apply put and delete and ignore the rest', () => {
+  server.init(bytes(''));
+  server.handleCast(bytes('{"op":"put","key":"a","value":1}'));
+  server.handleInfo(bytes('{"op":"put","key":"b","value":2}'));
+  server.handleCast(bytes('{"op":"delete","key":"a"}'));
+  server.handleCast(bytes('{"op":"keys"}'));
+  server.handleInfo(bytes('nonsense'));
+  assert.equal(text(server.snapshot()), '{"entries":{"b":2}}');
+  const warnings = lines.filter(([level]) => level === 'warn').map(([, message]) => message);
+  assert.equal(warnings.length, 2);
+  assert.match(warnings[0], /only put and delete apply without a reply/);
+  assert.match(warnings[1], /^ignoring the info message: unknown request: not JSON/);
+});
+
+test('init takes nothing, null or a state', () => {
+  for (const args of ['', ' null ', '{}', '{"entries":{"a":1}}']) {
+    const fresh = exportServer(Kv);
+    fresh.init(bytes(args));
+    assert.ok(['{"entries":{}}', '{"entries":{"a":1}}'].includes(text(fresh.snapshot())));
+  }
+  assert.match(refusal(() => exportServer(Kv).init(bytes('[1]'))), /^bad init arguments/);
+});
+
+test('code change adopts a Rust state and refuses garbage', () => {
+  server.codeChange({ tag: 'upgrade', val: '0' }, bytes('{"entries":{"b":"x","a":42}}'), bytes(''));
+  assert.equal(call('{"op":"get","key":"a"}'), '42');
+  assert.equal(text(server.snapshot()), '{"entries":{"a":42,"b":"x"}}');
+  const cases = [['{x', 'not JSON'], ['[1]', 'invalid type: sequence'], ['{"other":1}', 'missing field `entries`'],
+    ['{"entries":[1]}', 'invalid type: sequence, expected a map']];
+  for (const [blob, why] of cases) {
+    const error = refusal(() => exportServer(Kv).codeChange({ tag: 'downgrade', val: '2' }, bytes(blob), bytes('')));
+    assert.ok(error.startsWith('downgrade from vsn "2" to vsn "js-1": the state does not parse: '), error);
+    assert.ok(error.includes(why), error);
+  }
+});
+
+test('callbacks out of order are errors', () => {
+  assert.match(refusal(() => call('{"op":"count"}')), /has no state/);
+  server.init(bytes(''));
+  assert.match(refusal(() => server.init(bytes(''))), /already has a state/);
+});
+
+test('crash throws an Error object, which traps in the component', () => {
+  server.init(bytes(''));
+  assert.throws(() => call('{"op":"crash"}'), (error) => error instanceof Error && /traps on purpose/.test(error.message));
+  assert.match(lines.at(-1)[1], /^handle-call threw Error: kv js-1 traps on purpose/);
+});
+
+test('vsn', () => {
+  assert.equal(server.vsn(), 'js-1');
+});

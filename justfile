@@ -10,13 +10,16 @@ guests_manifest := "guests/rust/Cargo.toml"
 default:
     @just --list --unsorted
 
-# Install what the build needs (idempotent): the wasm target for the guests.
+# Install what the build needs (idempotent): the wasm target, and the Python, JavaScript and C
+# toolchains of the polyglot guests. In CI (CI=true) a toolchain that cannot be installed fails.
 setup:
     rustup target list --installed | grep -qx {{guest_target}} || rustup target add {{guest_target}}
+    scripts/setup-toolchains.sh
 
-# Build every guest component.
+# Build every guest component: Rust, and kv in Python, JavaScript and C (guests/out/).
 guests: setup
     cargo build --release --target {{guest_target}} --manifest-path {{guests_manifest}}
+    scripts/build-polyglot-guests.sh
 
 # Build the host and the `hotswap` command.
 build:
@@ -36,12 +39,19 @@ bench: guests
 bench-beam:
     scripts/bench-beam.sh target/bench/beam.json
 
-# Run every test (unit, integration, CLI, doc).
+# Run every test: host (unit, integration, CLI, doc), and the guest helpers of each language.
 test: guests
     cargo test --workspace
+    cargo test --manifest-path {{guests_manifest}} -p hotswap-guest -p kv-core
+    scripts/build-polyglot-guests.sh test
+
+# One kv process hot swapped Rust -> Python -> JavaScript -> C -> Rust while a client calls it.
+demo-polyglot: guests build
+    scripts/demo-polyglot.sh
 
 # Formatting and clippy, warnings as errors, host and guests.
-lint: setup
+lint:
+    rustup target list --installed | grep -qx {{guest_target}} || rustup target add {{guest_target}}
     cargo fmt --all -- --check
     cargo fmt --manifest-path {{guests_manifest}} --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings

@@ -118,6 +118,8 @@ async fn fill(node: &Node, target: &ProcessRef, bytes: usize) -> Result<usize> {
             node.call(target, get("k"), CALL_TIMEOUT).await?;
         }
     }
+    // A call queues behind the casts; a state read (a control request) would jump them.
+    node.call(target, get("k"), CALL_TIMEOUT).await?;
     Ok(node.get_state(target).await?.len())
 }
 
@@ -140,7 +142,7 @@ pub async fn swap_pause(
     let actual = fill(node, &target, state_bytes).await?;
     let mut samples = Vec::with_capacity(swaps);
     for i in 0..swaps {
-        let (to, direction) = if i % 2 == 0 {
+        let (to, direction) = if i.is_multiple_of(2) {
             (b, Direction::Upgrade)
         } else {
             (a, Direction::Downgrade)
@@ -197,7 +199,7 @@ pub async fn latency_under_swaps(
     let mut ticker = tokio::time::interval(Duration::from_millis(10));
     while Instant::now() < deadline {
         ticker.tick().await;
-        let (to, direction) = if swaps % 2 == 0 {
+        let (to, direction) = if swaps.is_multiple_of(2) {
             (v1, Direction::Upgrade)
         } else {
             (v0, Direction::Downgrade)

@@ -40,7 +40,7 @@ impl Metric {
     /// A latency metric in microseconds from raw samples.
     pub fn latency(name: &str, samples: &mut [Duration]) -> Self {
         samples.sort_unstable();
-        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let us = |d: Duration| d.as_nanos() as f64 / 1000.0;
         let at = |q: f64| {
             let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
             samples.get(index).copied().map(us)

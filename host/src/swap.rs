@@ -210,6 +210,7 @@ pub(crate) async fn swap_now(
             Flow::Continue
         }
         Err(StageFailure { error, exit }) => {
+            let exit = exit.map(|reason| actor.mark_exited(reason));
             let _ = reply.send(Err(error));
             exit.map_or(Flow::Continue, Flow::Exit)
         }

@@ -8,6 +8,7 @@ mod cli;
 mod compile_cache;
 mod failed_swaps;
 mod loading;
+mod polyglot;
 mod releases;
 mod runtime_api;
 mod sandbox;

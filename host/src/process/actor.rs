@@ -103,7 +103,9 @@ impl ProcessActor {
                     Ok(())
                 }
                 Err(trap) => {
-                    let reason = ExitReason::from(trap.clone());
+                    // Gone from the registry before the caller hears of it, so that what
+                    // the caller does next already sees the process dead.
+                    let reason = self.mark_exited(ExitReason::from(trap.clone()));
                     let _ = reply.send(Err(CallError::Exited {
                         pid: self.status.pid,
                         reason,
@@ -144,6 +146,7 @@ impl ProcessActor {
                         Flow::Continue
                     }
                     Err(StageFailure { error, exit }) => {
+                        let exit = exit.map(|reason| self.mark_exited(reason));
                         let _ = reply.send(Err(error));
                         exit.map_or(Flow::Continue, Flow::Exit)
                     }
@@ -194,14 +197,15 @@ impl ProcessActor {
                         Flow::Continue
                     }
                     Err(trap) => {
+                        let exit = self.mark_exited(trap.clone().into());
                         let version = self.instance.module();
                         let _ = reply.send(Err(ControlError::SnapshotTrapped {
                             pid: self.status.pid,
                             module: version.name.to_string(),
                             vsn: version.vsn.to_string(),
-                            cause: trap.cause.clone(),
+                            cause: trap.cause,
                         }));
-                        Flow::Exit(trap.into())
+                        Flow::Exit(exit)
                     }
                 }
             }
@@ -211,18 +215,22 @@ impl ProcessActor {
                     tracing::warn!(pid = self.status.pid, %trap, "terminate failed; stopping anyway");
                 }
                 // Unregister before answering, so that the stopper sees the process gone.
-                self.status
-                    .exit
-                    .get_or_init(|| ExitReason::Stopped { reason });
-                self.registry.unregister(self.status.pid);
+                let reason = self.mark_exited(ExitReason::Stopped { reason });
                 let _ = reply.send(());
-                Flow::Exit(self.status.exit_reason())
+                Flow::Exit(reason)
             }
         }
     }
 
-    fn exit(mut self, reason: ExitReason) {
+    /// Records the exit reason (the first one recorded wins) and unregisters the process.
+    pub(crate) fn mark_exited(&self, reason: ExitReason) -> ExitReason {
         let reason = self.status.exit.get_or_init(|| reason).clone();
+        self.registry.unregister(self.status.pid);
+        reason
+    }
+
+    fn exit(mut self, reason: ExitReason) {
+        let reason = self.mark_exited(reason);
         let version = self.status.running();
         match &reason {
             ExitReason::Trapped { .. } => tracing::warn!(
@@ -240,7 +248,6 @@ impl ProcessActor {
                 "process exited"
             ),
         }
-        self.registry.unregister(self.status.pid);
         self.mailbox.close();
         while let Ok(envelope) = self.mailbox.try_recv() {
             if let Envelope::Call { reply, .. } = envelope {

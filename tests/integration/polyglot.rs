@@ -1,0 +1,194 @@
+//! The kv module in Python, JavaScript and C: each answers calls, swaps in and out with its
+//! state, and has its traps contained; and one process goes the whole chain, Rust -> Python
+//! -> JavaScript -> C -> Rust, under calls, keeping its state at every step.
+//!
+//! Python and JavaScript components take seconds to compile, so the tests share one compile
+//! cache under target/, and each test loads each language once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hotswap::{
+    CallError, Direction, ExitReason, ModuleVersion, Node, NodeOptions, ProcessRef, SpawnSpec,
+    SwapOptions,
+};
+use serde_json::json;
+
+use crate::common::*;
+
+/// (language, component, the vsn it exports)
+const LANGUAGES: [(&str, &str, &str); 3] = [
+    ("python", "kv_py", "py-1"),
+    ("javascript", "kv_js", "js-1"),
+    ("c", "kv_c", "c-1"),
+];
+
+fn polyglot(file: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../guests/out")
+        .join(format!("{file}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the guests first (`just guests`)",
+        path.display()
+    );
+    path
+}
+
+fn node() -> Node {
+    Node::with_options(NodeOptions {
+        cache_dir: Some(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-compile-cache"),
+        ),
+        ..NodeOptions::default()
+    })
+    .expect("node")
+}
+
+async fn load_all(node: &Node) -> Vec<(&'static str, Arc<ModuleVersion>)> {
+    let mut versions = Vec::new();
+    for (language, file, vsn) in LANGUAGES {
+        let version = node.load_file("kv", polyglot(file)).await.expect(language);
+        assert_eq!(&*version.vsn, vsn, "{language}");
+        versions.push((language, version));
+    }
+    versions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
+    let node = node();
+    node.load_file("kv", guest("kv-v0")).await.expect("rust v0");
+    let v1 = node.load_file("kv", guest("kv-v1")).await.expect("rust v1");
+    for (language, version) in load_all(&node).await {
+        // Spawned directly: answers calls, refuses bad requests without dying.
+        let name = format!("kv-{language}");
+        node.spawn(SpawnSpec::new("kv").vsn(&*version.vsn).name(&name))
+            .await
+            .expect(language);
+        let direct = ProcessRef::from(name.as_str());
+        assert_eq!(
+            put(&node, &direct, "a", json!(1)).await,
+            json!(null),
+            "{language}"
+        );
+        assert_eq!(
+            put(&node, &direct, "a", json!({"x": [1, 2.5, "é"]})).await,
+            json!(1)
+        );
+        assert_eq!(
+            get(&node, &direct, "a").await,
+            json!({"x": [1, 2.5, "é"]}),
+            "{language}"
+        );
+        let refused = node
+            .call(&direct, b"{\"op\":\"fly\"}".to_vec(), TIMEOUT)
+            .await;
+        assert!(
+            matches!(refused, Err(CallError::Refused { .. })),
+            "{language}: {refused:?}"
+        );
+
+        // Swapped in from Rust and out to Rust, state intact both ways.
+        let from_rust = format!("from-rust-{language}");
+        node.spawn(SpawnSpec::new("kv").vsn("0").name(&from_rust))
+            .await
+            .expect("rust process");
+        let target = ProcessRef::from(from_rust.as_str());
+        put(&node, &target, "k", json!([true, null, 3])).await;
+        let report = node
+            .swap(&target, version.clone(), SwapOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{language}: swap in: {e}"));
+        assert_eq!(report.to_vsn, version.vsn.to_string());
+        assert_eq!(
+            get(&node, &target, "k").await,
+            json!([true, null, 3]),
+            "{language}"
+        );
+        put(&node, &target, "added", json!(language)).await;
+        node.swap(&target, v1.clone(), SwapOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("{language}: swap out: {e}"));
+        assert_eq!(
+            state(&node, &target).await,
+            json!({"entries": {"added": language, "k": [true, null, 3]}}),
+            "{language}"
+        );
+
+        // A crash ends only the crashing process.
+        let crash = node
+            .call(&direct, b"{\"op\":\"crash\"}".to_vec(), TIMEOUT)
+            .await;
+        assert!(
+            matches!(
+                crash,
+                Err(CallError::Exited {
+                    reason: ExitReason::Trapped { .. },
+                    ..
+                })
+            ),
+            "{language}: {crash:?}"
+        );
+        assert!(node.process(&direct).is_none(), "{language}");
+        assert_eq!(get(&node, &target, "added").await, json!(language));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_goes_rust_python_javascript_c_rust_under_calls() {
+    let node = node();
+    node.load_file("kv", guest("kv-v0")).await.expect("rust v0");
+    let v1 = node.load_file("kv", guest("kv-v1")).await.expect("rust v1");
+    let mut chain: Vec<Arc<ModuleVersion>> =
+        load_all(&node).await.into_iter().map(|(_, v)| v).collect();
+    chain.push(v1);
+    node.spawn(SpawnSpec::new("kv").vsn("0").name("kv"))
+        .await
+        .expect("spawn");
+    let kv = ProcessRef::from("kv");
+    put(&node, &kv, "a", json!(42)).await;
+
+    // A client that puts a counter and checks each reply is the previous value.
+    let client = {
+        let (node, kv) = (node.clone(), kv.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            let stop = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            while std::time::Instant::now() < stop || n < 200 {
+                let previous = put(&node, &kv, "counter", json!(n)).await;
+                let expected = if n == 0 { json!(null) } else { json!(n - 1) };
+                assert_eq!(previous, expected, "call #{n}");
+                n += 1;
+            }
+            n
+        })
+    };
+    let mut vsns = vec!["0".to_string()];
+    for version in &chain {
+        let report = node
+            .swap(&kv, version.clone(), SwapOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("swap to {}: {e}", version.vsn));
+        vsns.push(report.to_vsn.clone());
+        assert_eq!(get(&node, &kv, "a").await, json!(42), "on {}", version.vsn);
+    }
+    // And back down the same way, as downgrades.
+    for version in chain.iter().rev().skip(1) {
+        let options = SwapOptions {
+            direction: Direction::Downgrade,
+            ..SwapOptions::default()
+        };
+        node.swap(&kv, version.clone(), options)
+            .await
+            .expect("downgrade");
+        assert_eq!(get(&node, &kv, "a").await, json!(42), "on {}", version.vsn);
+    }
+    let calls = client.await.expect("client");
+    assert_eq!(vsns, ["0", "py-1", "js-1", "c-1", "1"]);
+    assert_eq!(
+        state(&node, &kv).await,
+        json!({"entries": {"a": 42, "counter": calls - 1}}),
+        "every call applied exactly once"
+    );
+}

@@ -344,6 +344,7 @@ async fn run_node(config_path: &Path) -> Result<()> {
         default_policy: config.policy.clone(),
         cache_dir: config.compile_cache.dir(),
         allocation: config.allocation(),
+        fuel: config.fuel,
     })?;
     for module in &config.modules {
         let what = format!("loading {} from {}", module.name, module.file.display());

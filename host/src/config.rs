@@ -41,6 +41,10 @@ pub struct NodeConfig {
     /// The compile cache: `true` (the default: `~/.cache/hotswap`), `false`, or a directory.
     #[serde(default)]
     pub compile_cache: CacheSetting,
+    /// Whether guest code counts fuel, so that policies may set `fuel_per_call` (costs some
+    /// speed in every guest).
+    #[serde(default)]
+    pub fuel: bool,
     /// How many processes the node is sized for (instance slots are reserved up front).
     #[serde(default = "default_max_processes")]
     pub max_processes: u32,

@@ -39,8 +39,10 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 const MEMORIES_PER_COMPONENT: u32 = 4;
 const TABLES_PER_COMPONENT: u32 = 16;
 
-/// Builds the engine every process of a node runs on, and starts its epoch ticker.
-pub fn new_engine(allocation: Allocation) -> Result<Engine, NodeError> {
+/// Builds the engine every process of a node runs on, and starts its epoch ticker. With
+/// `fuel`, guest code counts the instructions it runs, so that a policy can bound each call
+/// deterministically (at some cost to every guest's speed).
+pub fn new_engine(allocation: Allocation, fuel: bool) -> Result<Engine, NodeError> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -48,7 +50,8 @@ pub fn new_engine(allocation: Allocation) -> Result<Engine, NodeError> {
         // Component-model async (futures, streams) is not part of the contract; leaving it
         // out makes every guest call about 2.5x cheaper.
         .concurrency_support(false)
-        .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        .cranelift_opt_level(wasmtime::OptLevel::Speed)
+        .consume_fuel(fuel);
     if let Allocation::Pooled {
         instances,
         max_memory,

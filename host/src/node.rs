@@ -90,6 +90,8 @@ pub struct NodeOptions {
     pub cache_dir: Option<PathBuf>,
     /// How instances are allocated: on demand, or from a pool sized for many processes.
     pub allocation: Allocation,
+    /// Whether guest code counts fuel, so that policies may set `fuel_per_call`.
+    pub fuel: bool,
 }
 
 impl Node {
@@ -107,8 +109,9 @@ impl Node {
             default_policy,
             cache_dir,
             allocation,
+            fuel,
         } = options;
-        let engine = new_engine(allocation)?;
+        let engine = new_engine(allocation, fuel)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| NodeError::Linker(format!("{e:#}")))?;

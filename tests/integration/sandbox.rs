@@ -441,3 +441,45 @@ async fn a_component_importing_what_the_host_lacks_is_refused_naming_the_import(
         "the import is named: {error}"
     );
 }
+
+#[tokio::test]
+async fn fuel_bounds_a_call_deterministically_where_the_node_counts_it() {
+    let fueled = Node::with_options(hotswap::NodeOptions {
+        fuel: true,
+        ..hotswap::NodeOptions::default()
+    })
+    .expect("node");
+    fueled
+        .load_file("hostile", guest("hostile-spin"))
+        .await
+        .expect("load");
+    let policy = Policy {
+        fuel_per_call: Some(50_000_000),
+        ..tight()
+    };
+    fueled
+        .spawn(
+            SpawnSpec::new("hostile")
+                .name("spin")
+                .policy(policy.clone()),
+        )
+        .await
+        .expect("spawn");
+    let spin = ProcessRef::from("spin");
+    // Each call gets the whole budget again: many small calls are fine.
+    for _ in 0..100 {
+        assert_eq!(
+            call_json(&fueled, &spin, json!({"op": "ping"})).await,
+            json!("pong")
+        );
+    }
+    let cause = trap_cause(&fueled, &spin, json!({"op": "spin"})).await;
+    assert!(cause.contains("fuel"), "{cause}");
+
+    let (node, _kv) = node_with_kv().await;
+    let error = node
+        .spawn(SpawnSpec::new("kv").policy(policy))
+        .await
+        .expect_err("this node counts no fuel");
+    assert!(error.to_string().contains("fuel = true"), "{error}");
+}

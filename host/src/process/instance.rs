@@ -48,6 +48,8 @@ impl std::error::Error for DeadlineExceeded {}
 /// A live instance of one module version, owned by exactly one process actor (or by a swap
 /// that is preparing it).
 pub struct GuestInstance {
+    /// Fuel granted to each call, when the policy bounds it.
+    fuel_per_call: Option<u64>,
     store: Store<ProcessContext>,
     bindings: Process,
     module: Arc<ModuleVersion>,
@@ -71,6 +73,18 @@ impl GuestInstance {
         )?;
         let mut store = Store::new(module.engine(), context);
         store.limiter(|context| &mut context.limits);
+        let fuel_per_call = policy.fuel_per_call;
+        match fuel_per_call {
+            // Topped up to this before every call (see `arm`).
+            Some(fuel) => store.set_fuel(fuel).map_err(|_| {
+                "the policy sets fuel_per_call, but this node counts no fuel (set `fuel = true`)"
+                    .to_string()
+            })?,
+            // On a node that counts fuel, unbounded; elsewhere there is nothing to set.
+            None => {
+                let _ = store.set_fuel(u64::MAX);
+            }
+        }
         store.epoch_deadline_callback(|context| match context.data().budget {
             Some(budget) if Instant::now() >= budget.deadline => {
                 Err(wasmtime::Error::new(DeadlineExceeded(budget)))
@@ -78,11 +92,12 @@ impl GuestInstance {
             // Within budget: let the other processes on this worker thread run, then go on.
             _ => Ok(UpdateDeadline::Yield(1)),
         });
-        arm(&mut store, "instantiate", policy.swap_time_limit);
+        arm(&mut store, "instantiate", policy.swap_time_limit, None);
         let bindings = module.pre.instantiate_async(&mut store).await;
         store.data_mut().budget = None;
         let bindings = bindings.map_err(|e| describe("instantiate", &e, &store).cause)?;
         Ok(Self {
+            fuel_per_call,
             store,
             bindings,
             module: module.clone(),
@@ -115,7 +130,7 @@ impl GuestInstance {
         args: &[u8],
         limit: Duration,
     ) -> Result<Result<(), String>, GuestTrap> {
-        arm(&mut self.store, "init", limit);
+        arm(&mut self.store, "init", limit, self.fuel_per_call);
         let call = self
             .bindings
             .hotswap_otp_server()
@@ -130,7 +145,7 @@ impl GuestInstance {
         caller: Pid,
         limit: Duration,
     ) -> Result<Result<Vec<u8>, String>, GuestTrap> {
-        arm(&mut self.store, "handle-call", limit);
+        arm(&mut self.store, "handle-call", limit, self.fuel_per_call);
         let call =
             self.bindings
                 .hotswap_otp_server()
@@ -140,7 +155,7 @@ impl GuestInstance {
     }
 
     pub async fn handle_cast(&mut self, message: &[u8], limit: Duration) -> Result<(), GuestTrap> {
-        arm(&mut self.store, "handle-cast", limit);
+        arm(&mut self.store, "handle-cast", limit, self.fuel_per_call);
         let call = self
             .bindings
             .hotswap_otp_server()
@@ -150,7 +165,7 @@ impl GuestInstance {
     }
 
     pub async fn handle_info(&mut self, message: &[u8], limit: Duration) -> Result<(), GuestTrap> {
-        arm(&mut self.store, "handle-info", limit);
+        arm(&mut self.store, "handle-info", limit, self.fuel_per_call);
         let call = self
             .bindings
             .hotswap_otp_server()
@@ -160,7 +175,7 @@ impl GuestInstance {
     }
 
     pub async fn terminate(&mut self, reason: &str, limit: Duration) -> Result<(), GuestTrap> {
-        arm(&mut self.store, "terminate", limit);
+        arm(&mut self.store, "terminate", limit, self.fuel_per_call);
         let call = self
             .bindings
             .hotswap_otp_server()
@@ -173,7 +188,7 @@ impl GuestInstance {
         &mut self,
         limit: Duration,
     ) -> Result<Result<Vec<u8>, String>, GuestTrap> {
-        arm(&mut self.store, "snapshot", limit);
+        arm(&mut self.store, "snapshot", limit, self.fuel_per_call);
         let call = self
             .bindings
             .hotswap_otp_server()
@@ -189,7 +204,7 @@ impl GuestInstance {
         extra: &[u8],
         limit: Duration,
     ) -> Result<Result<(), String>, GuestTrap> {
-        arm(&mut self.store, "code-change", limit);
+        arm(&mut self.store, "code-change", limit, self.fuel_per_call);
         let call = self.bindings.hotswap_otp_server().call_code_change(
             &mut self.store,
             direction,
@@ -201,7 +216,7 @@ impl GuestInstance {
     }
 
     pub async fn vsn(&mut self, limit: Duration) -> Result<String, GuestTrap> {
-        arm(&mut self.store, "vsn", limit);
+        arm(&mut self.store, "vsn", limit, self.fuel_per_call);
         let call = self.bindings.hotswap_otp_server().call_vsn(&mut self.store);
         let result = guarded(limit, call).await;
         self.settle("vsn", limit, result)
@@ -239,9 +254,18 @@ async fn guarded<T>(
 }
 
 /// Starts the budget of one guest call: the epoch callback checks it at every tick.
-fn arm(store: &mut Store<ProcessContext>, callback: &'static str, limit: Duration) {
+fn arm(
+    store: &mut Store<ProcessContext>,
+    callback: &'static str,
+    limit: Duration,
+    fuel: Option<u64>,
+) {
     store.data_mut().begin_call(callback, limit);
     store.set_epoch_deadline(1);
+    if let Some(fuel) = fuel {
+        // Cannot fail: `instantiate` set fuel once already, so this node counts it.
+        let _ = store.set_fuel(fuel);
+    }
 }
 
 /// Names the cause of a guest failure in one line: the deadline, the trap code, or the

@@ -32,6 +32,10 @@ pub struct Policy {
     pub swap_time_limit: Duration,
     /// How many messages may wait in the mailbox; a send to a full mailbox is refused.
     pub mailbox_capacity: usize,
+    /// Fuel (about one unit per wasm instruction) each guest call may burn; past it the
+    /// guest traps. Deterministic where the time limit is not. Needs a node with fuel on
+    /// (`fuel = true` in its config); `None`: unbounded.
+    pub fuel_per_call: Option<u64>,
     /// WASI capabilities: directories, environment, arguments, network, output.
     pub grants: Grants,
 }
@@ -43,6 +47,7 @@ impl Default for Policy {
             message_time_limit: Duration::from_secs(5),
             swap_time_limit: Duration::from_secs(2),
             mailbox_capacity: 4096,
+            fuel_per_call: None,
             grants: Grants::default(),
         }
     }

@@ -31,15 +31,20 @@ async fn a_second_start_loads_from_the_cache_and_damage_is_rebuilt() {
     assert_eq!(&*second.vsn, "1");
 
     // Damage the entry: flip one byte in the middle of the compiled code.
-    let entries: Vec<_> = std::fs::read_dir(&dir)
-        .expect("cache dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let mut bytes = std::fs::read(&entries[0]).expect("entry");
+    let file_with = |extension: &str| {
+        let found: Vec<_> = std::fs::read_dir(&dir)
+            .expect("cache dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == extension))
+            .collect();
+        assert_eq!(found.len(), 1, "one .{extension} file: {found:?}");
+        found[0].clone()
+    };
+    let code = file_with("cwasm");
+    let mut bytes = std::fs::read(&code).expect("entry");
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
-    std::fs::write(&entries[0], &bytes).expect("damage");
+    std::fs::write(&code, &bytes).expect("damage");
     let third = node(&dir)
         .load_file("kv", guest("kv-v1"))
         .await
@@ -50,18 +55,38 @@ async fn a_second_start_loads_from_the_cache_and_damage_is_rebuilt() {
         "a damaged entry is never used"
     );
 
-    // A file that is not ours at all, under the entry's name.
-    std::fs::write(&entries[0], b"\0asm not a cache entry").expect("replace");
+    // Truncated code, and a file that is not ours at all, under the entry's name.
+    let bytes = std::fs::read(&code).expect("entry");
+    std::fs::write(&code, &bytes[..bytes.len() - 1]).expect("truncate");
     let fourth = node(&dir)
         .load_file("kv", guest("kv-v1"))
         .await
         .expect("load");
-    assert_eq!(fourth.origin, Origin::Compiled);
+    assert_eq!(
+        fourth.origin,
+        Origin::Compiled,
+        "a truncated entry is never used"
+    );
+    std::fs::write(&code, b"\0asm not a cache entry").expect("replace");
     let fifth = node(&dir)
         .load_file("kv", guest("kv-v1"))
         .await
         .expect("load");
-    assert_eq!(fifth.origin, Origin::Cached, "the rebuilt entry is sound");
+    assert_eq!(fifth.origin, Origin::Compiled);
+
+    // An entry without its seal (a writer that died half way) is not used either.
+    std::fs::remove_file(file_with("seal")).expect("unseal");
+    let sixth = node(&dir)
+        .load_file("kv", guest("kv-v1"))
+        .await
+        .expect("load");
+    assert_eq!(sixth.origin, Origin::Compiled);
+    let seventh = node(&dir)
+        .load_file("kv", guest("kv-v1"))
+        .await
+        .expect("load");
+    assert_eq!(seventh.origin, Origin::Cached, "the rebuilt entry is sound");
+    assert_eq!(&*seventh.vsn, "1", "the vsn comes from the seal");
 
     // The cache serves the node that made it: calls work on a cached component.
     let node = node(&dir);

@@ -1,24 +1,27 @@
 //! The on-disk cache of compiled components, so that a node's second start loads a guest in
 //! milliseconds instead of recompiling it (seconds for a Python or JavaScript guest).
 //!
-//! An entry is named by the component's SHA-256 and the engine's compatibility hash (the
-//! wasmtime version and every setting that changes compiled code), so a foreign entry is
-//! never even opened. Each file starts with a magic line and the SHA-256 of the compiled
-//! code that follows; both are checked before the code is handed to wasmtime, so a
-//! truncated, corrupted or mixed-up file is detected, dropped and rebuilt, never trusted.
+//! An entry is two files named by the component's SHA-256 and the engine's compatibility
+//! hash (the wasmtime version and every setting that changes compiled code), so a foreign
+//! entry is never even opened: `<name>.cwasm`, the compiled code exactly as wasmtime wrote
+//! it, mapped into memory as it is (no copy) when loaded; and `<name>.seal`, written last,
+//! with a magic line, the code's length and XXH3-128 digest, and the `vsn` the component
+//! exported. Both are checked before the code is handed to wasmtime, so a truncated,
+//! corrupted, unsealed or mixed-up entry is detected, dropped and rebuilt, never trusted.
 //!
 //! What this does not defend against: someone who can write to the cache directory can put
-//! a consistent, malicious entry there. The directory is created private (0700); keep it so.
+//! a consistent, malicious entry there (the digest finds accidents, not attacks). The
+//! directory is created private (0700); keep it so.
 
+use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+use xxhash_rust::xxh3::xxh3_128;
 
-const MAGIC: &[u8] = b"hotswap compiled component v1\n";
-const DIGEST_LEN: usize = 32;
+const SEAL_MAGIC: &str = "hotswap compiled component v2";
 
 /// A cache directory for one engine.
 #[derive(Debug, Clone)]
@@ -34,6 +37,63 @@ pub enum Origin {
     Cached,
     /// Compiled now (and written to the cache when there is one).
     Compiled,
+}
+
+/// A sound cache entry: the component, and the vsn it was sealed with.
+pub struct CachedComponent {
+    pub component: Component,
+    pub vsn: String,
+}
+
+/// What a seal records about the code beside it.
+#[derive(Debug, PartialEq, Eq)]
+struct Seal {
+    length: u64,
+    digest: u128,
+    vsn: String,
+}
+
+impl Seal {
+    fn of(code: &[u8], vsn: &str) -> Self {
+        Self {
+            length: code.len() as u64,
+            digest: xxh3_128(code),
+            vsn: vsn.to_string(),
+        }
+    }
+
+    fn to_text(&self) -> String {
+        format!(
+            "{SEAL_MAGIC}\nlength {}\nxxh3-128 {:032x}\nvsn {}\n",
+            self.length, self.digest, self.vsn
+        )
+    }
+
+    fn parse(text: &str) -> Result<Self, &'static str> {
+        let mut lines = text.lines();
+        if lines.next() != Some(SEAL_MAGIC) {
+            return Err("its seal is not a hotswap seal");
+        }
+        let mut field = |name: &str| {
+            lines
+                .next()
+                .and_then(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.strip_prefix(' '))
+                .map(str::to_string)
+                .ok_or("its seal is truncated")
+        };
+        let length = field("length")?
+            .parse()
+            .map_err(|_| "its seal is damaged")?;
+        let digest =
+            u128::from_str_radix(&field("xxh3-128")?, 16).map_err(|_| "its seal is damaged")?;
+        let vsn = field("vsn")?;
+        Ok(Self {
+            length,
+            digest,
+            vsn,
+        })
+    }
 }
 
 impl CompileCache {
@@ -58,80 +118,95 @@ impl CompileCache {
         &self.dir
     }
 
-    /// Where the entry for a component with SHA-256 `hash` lives.
+    /// The code file of the entry for a component with SHA-256 `hash`.
     pub fn entry(&self, hash: &str) -> PathBuf {
         self.dir.join(format!("{hash}-{}.cwasm", self.engine_hash))
     }
 
-    /// The cached component for `hash`, if a sound entry exists. A damaged entry is
+    fn seal_path(&self, hash: &str) -> PathBuf {
+        self.entry(hash).with_extension("seal")
+    }
+
+    /// The cached component for `hash`, if a sound, sealed entry exists. A damaged entry is
     /// removed (and reported) so that the caller compiles and rewrites it.
-    pub fn load(&self, engine: &Engine, hash: &str) -> Option<Component> {
-        let path = self.entry(hash);
-        let bytes = std::fs::read(&path).ok()?;
-        match check(&bytes) {
-            Ok(code) => {
-                // SAFETY: `code` is exactly what `Engine::precompile_component` wrote for
-                // this engine configuration (the entry's name carries the compatibility
-                // hash), and its SHA-256 matched the one written beside it, so it is not
-                // truncated or corrupted. wasmtime also checks its own header.
-                match unsafe { Component::deserialize(engine, code) } {
-                    Ok(component) => Some(component),
+    pub fn load(&self, engine: &Engine, hash: &str) -> Option<CachedComponent> {
+        let seal_text = std::fs::read_to_string(self.seal_path(hash)).ok()?;
+        let code = self.entry(hash);
+        match self.check(&code, &seal_text) {
+            Ok(seal) => {
+                // SAFETY: the file is what `Engine::precompile_component` wrote for this
+                // engine configuration (its name carries the compatibility hash), and its
+                // length and digest match the seal written after it was complete, so it is
+                // neither truncated nor corrupted. wasmtime also checks its own header.
+                match unsafe { Component::deserialize_file(engine, &code) } {
+                    Ok(component) => Some(CachedComponent {
+                        component,
+                        vsn: seal.vsn,
+                    }),
                     Err(error) => {
-                        self.discard(&path, &format!("{error:#}"));
+                        self.discard(hash, &format!("{error:#}"));
                         None
                     }
                 }
             }
             Err(why) => {
-                self.discard(&path, why);
+                self.discard(hash, why);
                 None
             }
         }
     }
 
-    /// Writes `compiled` (from `Engine::precompile_component`) as the entry for `hash`.
-    /// Failures only cost the next start a compile, so they are logged, not returned.
+    fn check(&self, code: &Path, seal_text: &str) -> Result<Seal, &'static str> {
+        let seal = Seal::parse(seal_text)?;
+        let file = File::open(code).map_err(|_| "its code file is missing")?;
+        // SAFETY: a read-only private mapping, read only to hash it; a concurrent writer
+        // would replace the file by renaming, never change it in place.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+            .map_err(|_| "its code file cannot be read")?;
+        if map.len() as u64 != seal.length {
+            return Err("its code is not the length its seal records (truncated?)");
+        }
+        if xxh3_128(&map) != seal.digest {
+            return Err("its code does not match its seal's digest (corrupted)");
+        }
+        if Engine::detect_precompiled(&map).is_none() {
+            return Err("its code is not a precompiled wasmtime artifact");
+        }
+        Ok(seal)
+    }
+
+    /// Writes `compiled` (from `Engine::precompile_component`) as the code of the entry for
+    /// `hash`. The entry is unusable until [`seal`](Self::seal)ed. Failures only cost the
+    /// next start a compile, so they are logged, not returned.
     pub fn store(&self, hash: &str, compiled: &[u8]) {
-        if let Err(error) = self.write(hash, compiled) {
+        let _ = std::fs::remove_file(self.seal_path(hash));
+        if let Err(error) = self.write(&self.entry(hash), compiled) {
             tracing::warn!(dir = %self.dir.display(), %error, "cannot write to the compile cache");
         }
     }
 
-    fn write(&self, hash: &str, compiled: &[u8]) -> std::io::Result<()> {
+    /// Seals the entry for `hash`: its code is `compiled`, and the component exports `vsn`.
+    pub fn seal(&self, hash: &str, compiled: &[u8], vsn: &str) {
+        let seal = Seal::of(compiled, vsn).to_text();
+        if let Err(error) = self.write(&self.seal_path(hash), seal.as_bytes()) {
+            tracing::warn!(dir = %self.dir.display(), %error, "cannot seal a compile cache entry");
+        }
+    }
+
+    fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
-        let path = self.entry(hash);
         let partial = path.with_extension(format!("partial-{}", std::process::id()));
-        let mut file = Vec::with_capacity(MAGIC.len() + DIGEST_LEN + compiled.len());
-        file.extend_from_slice(MAGIC);
-        file.extend_from_slice(&Sha256::digest(compiled));
-        file.extend_from_slice(compiled);
-        std::fs::write(&partial, &file)?;
-        // Readers see the old entry or the new one, never half of one.
-        std::fs::rename(&partial, &path)
+        std::fs::write(&partial, bytes)?;
+        // Readers see the old file or the new one, never half of one.
+        std::fs::rename(&partial, path)
     }
 
-    fn discard(&self, path: &Path, why: &str) {
-        tracing::warn!(entry = %path.display(), why, "compile cache entry is unusable; recompiling");
-        let _ = std::fs::remove_file(path);
+    fn discard(&self, hash: &str, why: &str) {
+        let entry = self.entry(hash);
+        tracing::warn!(entry = %entry.display(), why, "compile cache entry is unusable; recompiling");
+        let _ = std::fs::remove_file(self.seal_path(hash));
+        let _ = std::fs::remove_file(entry);
     }
-}
-
-/// The compiled code of a cache file, if its header and digest are sound.
-fn check(bytes: &[u8]) -> Result<&[u8], &'static str> {
-    let rest = bytes
-        .strip_prefix(MAGIC)
-        .ok_or("not a hotswap cache file")?;
-    if rest.len() < DIGEST_LEN {
-        return Err("truncated");
-    }
-    let (digest, code) = rest.split_at(DIGEST_LEN);
-    if Sha256::digest(code).as_slice() != digest {
-        return Err("its checksum does not match (corrupted or truncated)");
-    }
-    if Engine::detect_precompiled(code).is_none() {
-        return Err("not a precompiled wasmtime artifact");
-    }
-    Ok(code)
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -147,21 +222,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn damaged_files_are_told_apart() {
-        assert_eq!(check(b"garbage").unwrap_err(), "not a hotswap cache file");
-        let mut file = MAGIC.to_vec();
-        file.extend_from_slice(&[0; 10]);
-        assert_eq!(check(&file).unwrap_err(), "truncated");
-        let mut file = MAGIC.to_vec();
-        file.extend_from_slice(&Sha256::digest(b"code"));
-        file.extend_from_slice(b"cod3");
-        assert!(check(&file).unwrap_err().contains("checksum"));
-        let mut file = MAGIC.to_vec();
-        file.extend_from_slice(&Sha256::digest(b"code"));
-        file.extend_from_slice(b"code");
+    fn seals_round_trip_and_damage_is_named() {
+        let seal = Seal::of(b"code", "1");
+        assert_eq!(Seal::parse(&seal.to_text()), Ok(seal));
         assert_eq!(
-            check(&file).unwrap_err(),
-            "not a precompiled wasmtime artifact"
+            Seal::parse("garbage"),
+            Err("its seal is not a hotswap seal")
         );
+        let truncated = format!("{SEAL_MAGIC}\nlength 4\n");
+        assert_eq!(Seal::parse(&truncated), Err("its seal is truncated"));
+        let damaged = format!("{SEAL_MAGIC}\nlength four\nxxh3-128 0\nvsn 1\n");
+        assert_eq!(Seal::parse(&damaged), Err("its seal is damaged"));
     }
 }

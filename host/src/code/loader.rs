@@ -70,7 +70,7 @@ impl Loader {
 
         let started = Instant::now();
         let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), hash.clone());
-        let (component, origin) =
+        let compiled =
             tokio::task::spawn_blocking(move || compile(&engine, cache.as_ref(), &key, &bytes))
                 .await
                 .map_err(|e| LoadError::Compile {
@@ -81,6 +81,12 @@ impl Loader {
                     what: what.clone(),
                     cause: format!("{e:#}"),
                 })?;
+        let Compiled {
+            component,
+            origin,
+            cached_vsn,
+            unsealed,
+        } = compiled;
         let compile_time = started.elapsed();
 
         let instance_pre =
@@ -104,8 +110,22 @@ impl Loader {
             origin,
             pre,
         };
-        let vsn = self.read_vsn(&unnamed, &what).await?;
-        Ok(ModuleVersion { vsn, ..unnamed })
+        let vsn = match cached_vsn {
+            // Sealed with the entry, when the same bytes were loaded before.
+            Some(vsn) => vsn.into(),
+            None => self.read_vsn(&unnamed, &what).await?,
+        };
+        if let (Some(cache), Some(code)) = (&self.cache, unsealed) {
+            let (cache, hash, vsn) = (cache.clone(), unnamed.hash.clone(), vsn.to_string());
+            // Sealed before the load returns, so the next load of these bytes is a hit.
+            let _ = tokio::task::spawn_blocking(move || cache.seal(&hash, &code, &vsn)).await;
+        }
+        let compile_time = started.elapsed();
+        Ok(ModuleVersion {
+            vsn,
+            compile_time,
+            ..unnamed
+        })
     }
 
     /// Instantiates the component once, in a throwaway store, to ask for its `vsn`.
@@ -143,6 +163,15 @@ impl Loader {
     }
 }
 
+/// A compiled component, where it came from, and, from the cache, its `vsn`; when just
+/// compiled for a cache, the code to seal once the `vsn` is known.
+struct Compiled {
+    component: Component,
+    origin: Origin,
+    cached_vsn: Option<String>,
+    unsealed: Option<Vec<u8>>,
+}
+
 /// Compiles `bytes`, or takes them from the cache. With a cache, the component is compiled
 /// once to its serialized form, written, and loaded from that: never compiled twice.
 fn compile(
@@ -150,18 +179,33 @@ fn compile(
     cache: Option<&CompileCache>,
     hash: &str,
     bytes: &[u8],
-) -> wasmtime::Result<(Component, Origin)> {
+) -> wasmtime::Result<Compiled> {
     let Some(cache) = cache else {
-        return Ok((Component::new(engine, bytes)?, Origin::Compiled));
+        return Ok(Compiled {
+            component: Component::new(engine, bytes)?,
+            origin: Origin::Compiled,
+            cached_vsn: None,
+            unsealed: None,
+        });
     };
-    if let Some(component) = cache.load(engine, hash) {
-        return Ok((component, Origin::Cached));
+    if let Some(cached) = cache.load(engine, hash) {
+        return Ok(Compiled {
+            component: cached.component,
+            origin: Origin::Cached,
+            cached_vsn: Some(cached.vsn),
+            unsealed: None,
+        });
     }
     let compiled = engine.precompile_component(bytes)?;
     cache.store(hash, &compiled);
     // SAFETY: `compiled` was produced just now by this engine's `precompile_component`.
     let component = unsafe { Component::deserialize(engine, &compiled)? };
-    Ok((component, Origin::Compiled))
+    Ok(Compiled {
+        component,
+        origin: Origin::Compiled,
+        cached_vsn: None,
+        unsealed: Some(compiled),
+    })
 }
 
 fn check_component_header(bytes: &[u8], what: &str) -> Result<(), LoadError> {

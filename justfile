@@ -30,9 +30,11 @@ demo: guests build
     scripts/demo.sh
 
 # Measure: call and cast throughput, swap pauses, latency under swaps, spawn rate, memory per
-# process, load times; beside the BEAM's figures when `just bench-beam` wrote them.
+# process, load times; beside the BEAM's, measured first in the same command when Erlang and
+# Elixir are installed (`just bench-beam` installs them). Writes target/bench/*.json.
 bench: guests
     cargo build --release -p hotswap-bench
+    if command -v elixir >/dev/null; then scripts/bench-beam.sh target/bench/beam.json; else rm -f target/bench/beam.json; fi
     target/release/hotswap-bench
 
 # The same benchmark of the seed's KV on the BEAM (installs Erlang and Elixir from Debian).

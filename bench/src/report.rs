@@ -40,7 +40,11 @@ pub fn print_table(ours: &Run, beam: Option<&Run>) {
         "metric", "unit", "p50", "p99", "p99.9/max", "value", "beam", "ratio"
     );
     for m in &ours.metrics {
-        let theirs = beam.and_then(|b| b.get(&m.name));
+        // The BEAM runs the seed's KV only: our Rust rows pair with its unqualified ones.
+        let theirs = beam.and_then(|b| {
+            b.get(&m.name)
+                .or_else(|| b.get(&m.name.replace("_rust", "")))
+        });
         let theirs_headline = theirs.and_then(Metric::headline);
         let ratio = match (m.headline(), theirs_headline) {
             // How many times better we are: lower is better for latencies and sizes.

@@ -10,28 +10,37 @@ guests_manifest := "guests/rust/Cargo.toml"
 default:
     @just --list --unsorted
 
-# Install what the build needs (idempotent): the wasm target, and the Python, JavaScript and C
-# toolchains of the polyglot guests. In CI (CI=true) a toolchain that cannot be installed fails.
-setup:
-    rustup target list --installed | grep -qx {{guest_target}} || rustup target add {{guest_target}}
+# In CI (CI=true) a toolchain that cannot be installed fails the recipe.
+
+# Install every toolchain (idempotent): the wasm target; Python, JavaScript and C for the guests.
+setup: setup-rust
     scripts/setup-toolchains.sh
 
+# The wasm target of the Rust guests (idempotent).
+setup-rust:
+    rustup target list --installed | grep -qx {{guest_target}} || rustup target add {{guest_target}}
+
 # Build every guest component: Rust, and kv in Python, JavaScript and C (guests/out/).
-guests: setup
-    cargo build --release --target {{guest_target}} --manifest-path {{guests_manifest}}
+guests: setup guests-rust
     scripts/build-polyglot-guests.sh
+
+# Build the Rust guests only: the SDK's kv v0/v1 and the test fixtures.
+guests-rust: setup-rust
+    cargo build --release --target {{guest_target}} --manifest-path {{guests_manifest}}
 
 # Build the host and the `hotswap` command.
 build:
     cargo build -p hotswap
 
 # The seed's story: a KV process keeps its state through a hot swap while a client calls it.
-demo: guests build
+demo: guests-rust build
     scripts/demo.sh
 
-# Measure: call and cast throughput, swap pauses, latency under swaps, spawn rate, memory per
-# process, load times; beside the BEAM's, measured first in the same command when Erlang and
-# Elixir are installed (`just bench-beam` installs them). Writes target/bench/*.json.
+# Measures call and cast throughput, swap pauses, latency under swaps, spawn rate, memory per
+# process and load times; the BEAM's first, in the same command, when Erlang and Elixir are
+# installed (`just bench-beam` installs them). Writes target/bench/*.json.
+
+# Measure hotswap beside the BEAM: a table, the issue's goals, and JSON in target/bench/.
 bench: guests
     cargo build --release -p hotswap-bench
     if command -v elixir >/dev/null; then scripts/bench-beam.sh target/bench/beam.json; else rm -f target/bench/beam.json; fi
@@ -52,8 +61,7 @@ demo-polyglot: guests build
     scripts/demo-polyglot.sh
 
 # Formatting and clippy, warnings as errors, host and guests.
-lint:
-    rustup target list --installed | grep -qx {{guest_target}} || rustup target add {{guest_target}}
+lint: setup-rust
     cargo fmt --all -- --check
     cargo fmt --manifest-path {{guests_manifest}} --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings

@@ -18,6 +18,25 @@ use hotswap::{
     Direction, Node, NodeOptions, ProcessInfo, ProcessRef, ReleaseReport, SpawnSpec, SwapReport,
 };
 
+/// Prints a line on stdout; a reader that went away (`hotswap ps | head -1`) ends the command
+/// quietly instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_line(format_args!($($arg)*))
+    };
+}
+
+fn write_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(error) = writeln!(std::io::stdout(), "{line}") {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {error}");
+        std::process::exit(1);
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "hotswap",
@@ -143,7 +162,7 @@ impl Cli {
                     },
                 )
                 .await?;
-                println!("{reply}");
+                say!("{reply}");
                 Ok(())
             }
             Command::Cast { target, message } => {
@@ -183,7 +202,7 @@ impl Cli {
             Command::State { target } => {
                 let target = parse_target(&target);
                 let state: Payload = ask(node, Request::State { target }).await?;
-                println!("{state}");
+                say!("{state}");
                 Ok(())
             }
             Command::Load { file, module } => {
@@ -220,7 +239,7 @@ impl Cli {
                     extra,
                 };
                 let report: SwapReport = ask(node, request).await?;
-                println!(
+                say!(
                     "replaced the state of pid {} ({} vsn {}): {} bytes accepted, pause {}",
                     report.pid,
                     report.module,
@@ -262,7 +281,7 @@ impl Cli {
                     args,
                 };
                 let pid: u64 = ask(node, request).await?;
-                println!("{pid}");
+                say!("{pid}");
                 Ok(())
             }
             Command::Stop { target, reason } => {
@@ -404,23 +423,25 @@ fn print_report(report: &SwapReport) {
         Direction::Upgrade => "upgraded",
         Direction::Downgrade => "downgraded",
     };
-    println!(
+    say!(
         "{way} {who}: {} vsn {} -> {}",
-        report.module, report.from_vsn, report.to_vsn
+        report.module,
+        report.from_vsn,
+        report.to_vsn
     );
-    println!(
+    say!(
         "  pause              {:>10}   (mailbox not served: snapshot + code-change + commit)",
         human(report.pause)
     );
-    println!(
+    say!(
         "  total              {:>10}   (load + instantiate + pause)",
         human(report.total)
     );
-    println!(
+    say!(
         "  queued in pause    {:>10}   messages, served right after",
         report.queued_during_pause
     );
-    println!("  state handed over  {:>10}   bytes", report.state_bytes);
+    say!("  state handed over  {:>10}   bytes", report.state_bytes);
 }
 
 fn human(d: Duration) -> String {
@@ -435,12 +456,17 @@ fn human(d: Duration) -> String {
 }
 
 fn print_ps(processes: &[ProcessInfo]) {
-    println!(
+    say!(
         "{:<6} {:<16} {:<16} {:<10} {:>9} {:>10}  STATUS",
-        "PID", "NAME", "MODULE", "VSN", "MAILBOX", "HANDLED"
+        "PID",
+        "NAME",
+        "MODULE",
+        "VSN",
+        "MAILBOX",
+        "HANDLED"
     );
     for p in processes {
-        println!(
+        say!(
             "{:<6} {:<16} {:<16} {:<10} {:>9} {:>10}  {}",
             p.pid,
             p.name.as_deref().unwrap_or("-"),
@@ -459,9 +485,9 @@ fn print_modules(modules: &[ModuleSummary]) {
 }
 
 fn print_versions(versions: &[ModuleInfo]) {
-    println!("{:<12} {:<10} {:<14} SOURCE", "MODULE", "VSN", "HASH");
+    say!("{:<12} {:<10} {:<14} SOURCE", "MODULE", "VSN", "HASH");
     for v in versions {
-        println!(
+        say!(
             "{:<12} {:<10} {:<14} {}",
             v.name,
             v.vsn,
@@ -473,23 +499,28 @@ fn print_versions(versions: &[ModuleInfo]) {
 
 fn print_release(report: &ReleaseReport) {
     if report.processes.is_empty() {
-        println!(
+        say!(
             "{}: nothing to move, every process is already there",
             report.release
         );
         return;
     }
-    println!(
+    say!(
         "{}: {} processes moved, all or nothing",
         report.release,
         report.processes.len()
     );
-    println!(
+    say!(
         "  {:<6} {:<16} {:<12} {:<16} {:>10} {:>8}",
-        "PID", "NAME", "MODULE", "VSN", "PAUSE", "QUEUED"
+        "PID",
+        "NAME",
+        "MODULE",
+        "VSN",
+        "PAUSE",
+        "QUEUED"
     );
     for p in &report.processes {
-        println!(
+        say!(
             "  {:<6} {:<16} {:<12} {:<16} {:>10} {:>8}",
             p.pid,
             p.name.as_deref().unwrap_or("-"),
@@ -499,7 +530,7 @@ fn print_release(report: &ReleaseReport) {
             p.queued_during_pause
         );
     }
-    println!(
+    say!(
         "  whole release: pause {} (first suspend to last resume), total {}",
         human(report.pause),
         human(report.total)

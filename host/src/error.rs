@@ -85,8 +85,8 @@ pub enum CallError {
     },
 }
 
-/// Why a hot swap was refused. In every case but `Exited`, the old instance serves on
-/// with its state and its version, untouched.
+/// Why a hot swap was refused. In every case but `Exited` and `SnapshotTrapped`, the old
+/// instance serves on with its state and its version, untouched.
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
     #[error("no process {target}")]
@@ -147,6 +147,10 @@ pub enum SwapError {
     },
     #[error("pid {pid} exited before the swap ran: {reason}")]
     Exited { pid: Pid, reason: ExitReason },
+    /// A release has staged a new instance for this process and not yet committed it; a
+    /// swap now would be undone by that commit.
+    #[error("pid {pid} is in the middle of a release; swap it after the release ends")]
+    Busy { pid: Pid },
 }
 
 /// A control request (state read, stop) could not be served.

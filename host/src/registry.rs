@@ -57,13 +57,19 @@ impl From<&str> for ProcessRef {
     }
 }
 
+/// A pending timer: who set it, and its task.
+struct Timer {
+    owner: Pid,
+    task: AbortHandle,
+}
+
 pub struct Registry {
     processes: RwLock<HashMap<Pid, ProcessHandle>>,
     names: RwLock<HashMap<String, Pid>>,
     next_pid: AtomicU64,
-    /// Pending `send-after` timers. A timer fires only if it can still remove itself from
-    /// here, so a cancel and a firing never both succeed.
-    timers: Mutex<HashMap<u64, AbortHandle>>,
+    /// Pending `send-after` timers, with the process that set each. A timer fires only if
+    /// it can still remove itself from here, so a cancel and a firing never both succeed.
+    timers: Mutex<HashMap<u64, Timer>>,
     next_timer: AtomicU64,
 }
 
@@ -155,9 +161,15 @@ impl Registry {
         handle.info(message)
     }
 
-    /// Delivers `message` to `to`'s `handle-info` after `delay`, unless cancelled first.
-    /// Must be called inside the tokio runtime.
-    pub fn send_after(self: &Arc<Self>, to: Pid, message: Vec<u8>, delay: Duration) -> u64 {
+    /// Delivers `message` to `to`'s `handle-info` after `delay`, unless its `owner` cancels it
+    /// first or exits. Must be called inside the tokio runtime.
+    pub fn send_after(
+        self: &Arc<Self>,
+        owner: Pid,
+        to: Pid,
+        message: Vec<u8>,
+        delay: Duration,
+    ) -> u64 {
         let timer = self.next_timer.fetch_add(1, Ordering::Relaxed);
         let registry = Arc::clone(self);
         // Held while spawning, so the timer is in the table before it can fire.
@@ -170,22 +182,43 @@ impl Registry {
                 tracing::debug!(to, timer, %error, "timer message dropped");
             }
         });
-        timers.insert(timer, task.abort_handle());
+        timers.insert(
+            timer,
+            Timer {
+                owner,
+                task: task.abort_handle(),
+            },
+        );
         timer
     }
 
-    /// Cancels a pending timer; true if it had not fired yet.
-    pub fn cancel_timer(&self, timer: u64) -> bool {
-        match self.timers().remove(&timer) {
-            Some(task) => {
-                task.abort();
+    /// Cancels a pending timer that `owner` set; true if it had not fired yet. A process
+    /// cannot cancel another's timers: for it, they do not exist.
+    pub fn cancel_timer(&self, owner: Pid, timer: u64) -> bool {
+        let mut timers = self.timers();
+        match timers.get(&timer) {
+            Some(pending) if pending.owner == owner => {
+                if let Some(pending) = timers.remove(&timer) {
+                    pending.task.abort();
+                }
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
-    fn timers(&self) -> MutexGuard<'_, HashMap<u64, AbortHandle>> {
+    /// Cancels every timer `owner` set: a process's timers end with it, as in Erlang.
+    pub(crate) fn cancel_timers_of(&self, owner: Pid) {
+        self.timers().retain(|_, pending| {
+            let keep = pending.owner != owner;
+            if !keep {
+                pending.task.abort();
+            }
+            keep
+        });
+    }
+
+    fn timers(&self) -> MutexGuard<'_, HashMap<u64, Timer>> {
         self.timers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

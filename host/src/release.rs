@@ -64,6 +64,8 @@ pub enum ReleaseFileError {
     Parse { path: PathBuf, message: String },
     #[error("{path}: module {module:?} needs exactly one of `file` or `vsn`")]
     Version { path: PathBuf, module: String },
+    #[error("{path}: module {module:?} is named twice")]
+    Duplicate { path: PathBuf, module: String },
 }
 
 impl Release {
@@ -78,6 +80,15 @@ impl Release {
             message: e.to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let mut seen = std::collections::HashSet::new();
+        for module in &release.modules {
+            if !seen.insert(module.name.as_str()) {
+                return Err(ReleaseFileError::Duplicate {
+                    path: path.to_path_buf(),
+                    module: module.name.clone(),
+                });
+            }
+        }
         for module in &mut release.modules {
             if module.file.is_some() == module.vsn.is_some() {
                 return Err(ReleaseFileError::Version {

@@ -40,10 +40,10 @@ impl runtime::Host for ProcessContext {
 
     fn send_after(&mut self, to: Pid, message: Vec<u8>, millis: u64) -> u64 {
         self.registry
-            .send_after(to, message, Duration::from_millis(millis))
+            .send_after(self.pid, to, message, Duration::from_millis(millis))
     }
 
     fn cancel_timer(&mut self, timer: u64) -> bool {
-        self.registry.cancel_timer(timer)
+        self.registry.cancel_timer(self.pid, timer)
     }
 }

@@ -190,6 +190,11 @@ pub(crate) fn abort(staged: Staged) {
     retire(staged.instance);
 }
 
+/// Discards a prepared instance that was never staged.
+pub(crate) fn abort_instance(instance: GuestInstance) {
+    retire(instance);
+}
+
 /// A single swap, in the actor: stage and commit in one pause.
 pub(crate) async fn swap_now(
     actor: &mut ProcessActor,
@@ -234,6 +239,6 @@ pub(crate) mod micros {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let us = f64::deserialize(d)?;
-        Ok(Duration::from_secs_f64(us.max(0.0) / 1e6))
+        Duration::try_from_secs_f64(us / 1e6).map_err(serde::de::Error::custom)
     }
 }

@@ -193,6 +193,10 @@ fn changes_need_the_token_and_inspection_does_not() {
     let error = String::from_utf8_lossy(&out.stderr);
     assert!(error.contains("needs its control token"), "{error}");
     assert!(wrong(&["ps"]).status.success(), "ps needs no token");
+    assert!(
+        !wrong(&["state", "kv"]).status.success(),
+        "state runs guest code and shows the whole state: it needs the token"
+    );
     assert_eq!(
         node.ok(&["call", "kv", r#"{"op":"get","key":"a"}"#]).trim(),
         "null"

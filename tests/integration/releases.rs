@@ -161,3 +161,18 @@ async fn update_moves_every_process_of_one_module_only() {
     assert_eq!(vsn(&node, &refs[1]), "1");
     assert_eq!(vsn(&node, &refs[2]), "0", "cache is another module");
 }
+
+#[test]
+fn a_release_naming_a_module_twice_is_refused() {
+    let dir = std::env::temp_dir().join(format!("hotswap-dup-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("release.toml");
+    let text = "name = \"dup\"\n[[module]]\nname = \"kv\"\nvsn = \"1\"\n[[module]]\nname = \"kv\"\nvsn = \"0\"\n";
+    std::fs::write(&path, text).expect("write");
+    let error = Release::from_file(&path).expect_err("kv twice");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        error.to_string().contains("\"kv\" is named twice"),
+        "{error}"
+    );
+}

@@ -113,3 +113,17 @@ async fn timers_fire_once_and_cancelled_timers_never_fire() {
         "already fired"
     );
 }
+
+#[tokio::test]
+async fn a_process_cannot_cancel_another_process_timer() {
+    let (node, ping, pong) = two_relays().await;
+    let later = json!({"op": "send_after", "to": ping, "message": "mine", "millis": 50});
+    let timer = call_json(&node, &ping.into(), later).await;
+    let cancel = json!({"op": "cancel_timer", "timer": timer});
+    assert_eq!(
+        call_json(&node, &pong.into(), cancel).await,
+        json!(false),
+        "pong cannot see ping's timer"
+    );
+    wait_for_inbox(&node, ping, json!(["mine"])).await;
+}

@@ -98,10 +98,11 @@ pub enum Request {
 }
 
 impl Request {
-    /// Whether the request can change the node (its code, its processes or their state):
-    /// those need the control token. Only inspection is free.
+    /// Whether the request needs the control token: everything that can change the node,
+    /// and `state`, which runs guest code and hands out a process's whole state. Only the
+    /// lists of processes and modules are free.
     pub fn changes_node(&self) -> bool {
-        !matches!(self, Self::Ps | Self::Modules | Self::State { .. })
+        !matches!(self, Self::Ps | Self::Modules)
     }
 }
 

@@ -153,10 +153,15 @@ impl Loader {
                 what: what.to_string(),
                 cause: trap.to_string(),
             })?;
-        if vsn.is_empty() {
+        if vsn.is_empty()
+            || vsn.len() > 64
+            || vsn.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
             return Err(LoadError::Vsn {
                 what: what.to_string(),
-                cause: "it returned an empty string".into(),
+                cause: format!(
+                    "{vsn:?} is not a version: use 1 to 64 characters, no spaces or control characters"
+                ),
             });
         }
         Ok(vsn.into())

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-use crate::error::{CallError, ControlError};
+use crate::error::{CallError, ControlError, SwapError};
 use crate::process::control::Control;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::Envelope;
@@ -130,7 +130,17 @@ impl ProcessActor {
                 options,
                 requested_at,
                 reply,
-            } => swap::swap_now(self, *next, options, requested_at, reply).await,
+            } => {
+                if self.staged.is_some() {
+                    // The release's commit would replace whatever this swap installs.
+                    let _ = reply.send(Err(SwapError::Busy {
+                        pid: self.status.pid,
+                    }));
+                    swap::abort_instance(*next);
+                    return Flow::Continue;
+                }
+                swap::swap_now(self, *next, options, requested_at, reply).await
+            }
             Control::Stage {
                 next,
                 options,
@@ -226,6 +236,7 @@ impl ProcessActor {
     pub(crate) fn mark_exited(&self, reason: ExitReason) -> ExitReason {
         let reason = self.status.exit.get_or_init(|| reason).clone();
         self.registry.unregister(self.status.pid);
+        self.registry.cancel_timers_of(self.status.pid);
         reason
     }
 

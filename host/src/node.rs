@@ -9,6 +9,7 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::Process;
+use crate::code::file_hashes::FileStamp;
 use crate::code::{CompileCache, Loader, ModuleStore, ModuleSummary, ModuleVersion};
 use crate::engine::{Allocation, new_engine};
 use crate::error::{CallError, ControlError, LoadError, NodeError, SpawnError, SwapError};
@@ -137,21 +138,37 @@ impl Node {
     }
 
     /// Loads a component file as a version of module `name` (a no-op if these exact bytes
-    /// are loaded already).
+    /// are loaded already). With a compile cache, an unchanged file loaded before is known
+    /// by its `stat` and not read again (see [`FileHashes`](crate::code::file_hashes)).
     pub async fn load_file(
         &self,
         name: &str,
         path: impl AsRef<Path>,
     ) -> Result<Arc<ModuleVersion>, LoadError> {
+        check_module_name(name)?;
         let path = path.as_ref();
+        let source = path.display().to_string();
+        let loader = &self.inner.loader;
+        let stamp = FileStamp::of(path).ok();
+        if let Some(hash) = stamp.as_ref().and_then(|stamp| loader.recall(stamp)) {
+            if let Some(loaded) = self.inner.modules.by_hash(name, &hash) {
+                return Ok(loaded);
+            }
+            if let Some(version) = loader.load_cached(name, &hash, &source).await? {
+                return Ok(self.register(version));
+            }
+        }
         let bytes = tokio::fs::read(path)
             .await
             .map_err(|source| LoadError::Read {
                 path: path.to_path_buf(),
                 source,
             })?;
-        self.load_bytes(name, bytes, &path.display().to_string())
-            .await
+        let version = self.load_bytes(name, bytes, &source).await?;
+        if let Some(stamp) = stamp {
+            loader.remember(&stamp, &version.hash);
+        }
+        Ok(version)
     }
 
     /// Loads component bytes as a version of module `name`.
@@ -162,13 +179,23 @@ impl Node {
         source: &str,
     ) -> Result<Arc<ModuleVersion>, LoadError> {
         check_module_name(name)?;
-        if let Some(loaded) = self.inner.modules.by_hash(name, &Loader::hash(&bytes)) {
+        let (hash, bytes) = tokio::task::spawn_blocking(move || (Loader::hash(&bytes), bytes))
+            .await
+            .map_err(|e| LoadError::Compile {
+                what: format!("{source} (module {name})"),
+                cause: format!("the hashing thread failed: {e}"),
+            })?;
+        if let Some(loaded) = self.inner.modules.by_hash(name, &hash) {
             return Ok(loaded);
         }
-        let version = self.inner.loader.load(name, bytes, source).await?;
+        let version = self.inner.loader.load(name, bytes, &hash, source).await?;
+        Ok(self.register(version))
+    }
+
+    fn register(&self, version: ModuleVersion) -> Arc<ModuleVersion> {
         let version = self.inner.modules.insert(version);
         tracing::info!(module = %version.name, vsn = %version.vsn, hash = %&version.hash[..12], "loaded");
-        Ok(version)
+        version
     }
 
     /// A loaded version of `module`: the latest loaded that exports `vsn`.

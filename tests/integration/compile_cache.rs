@@ -29,6 +29,10 @@ async fn a_second_start_loads_from_the_cache_and_damage_is_rebuilt() {
         .expect("load");
     assert_eq!(second.origin, Origin::Cached);
     assert_eq!(&*second.vsn, "1");
+    assert_eq!(second.hash, first.hash);
+    // The guest file was built long enough ago to be known by its stat from now on.
+    let remembered = std::fs::read_dir(dir.join("files")).map_or(0, |d| d.count());
+    assert_eq!(remembered, 1, "one remembered file hash");
 
     // Damage the entry: flip one byte in the middle of the compiled code.
     let file_with = |extension: &str| {

@@ -12,6 +12,7 @@ use wasmtime::component::{Component, Linker};
 use crate::bindings::ProcessPre;
 use crate::code::ModuleVersion;
 use crate::code::cache::{CompileCache, Origin};
+use crate::code::file_hashes::{FileHashes, FileStamp};
 use crate::error::LoadError;
 use crate::process::context::ProcessContext;
 use crate::process::instance::GuestInstance;
@@ -34,6 +35,8 @@ pub struct Loader {
     registry: Arc<Registry>,
     /// Where compiled components are kept between runs; none: compile every time.
     cache: Option<CompileCache>,
+    /// The hashes of component files, kept with the cache.
+    file_hashes: Option<FileHashes>,
 }
 
 impl Loader {
@@ -43,11 +46,13 @@ impl Loader {
         registry: Arc<Registry>,
         cache: Option<CompileCache>,
     ) -> Self {
+        let file_hashes = cache.as_ref().map(|cache| FileHashes::new(cache.dir()));
         Self {
             engine,
             linker,
             registry,
             cache,
+            file_hashes,
         }
     }
 
@@ -56,20 +61,67 @@ impl Loader {
         hex::encode(Sha256::digest(bytes))
     }
 
-    /// Loads `bytes` as a version of module `name`. `source` names where the bytes came
-    /// from, in errors and reports.
+    /// The SHA-256 recorded for the file `stamp` describes, when the cache remembers it
+    /// (see [`FileHashes`]): the file need not be read to be identified.
+    pub fn recall(&self, stamp: &FileStamp) -> Option<String> {
+        self.file_hashes.as_ref()?.recall(stamp)
+    }
+
+    /// Remembers that the file `stamp` described (before it was read) hashes to `hash`.
+    pub fn remember(&self, stamp: &FileStamp, hash: &str) {
+        if let Some(file_hashes) = &self.file_hashes {
+            file_hashes.remember(stamp, hash);
+        }
+    }
+
+    /// Loads the component with SHA-256 `hash` from the compile cache, without its bytes;
+    /// `None` when the cache has no sound entry for it.
+    pub async fn load_cached(
+        &self,
+        name: &str,
+        hash: &str,
+        source: &str,
+    ) -> Result<Option<ModuleVersion>, LoadError> {
+        let Some(cache) = self.cache.clone() else {
+            return Ok(None);
+        };
+        let what = format!("{source} (module {name})");
+        let started = Instant::now();
+        let (engine, key) = (self.engine.clone(), hash.to_string());
+        let cached = tokio::task::spawn_blocking(move || cache.load(&engine, &key))
+            .await
+            .map_err(|e| LoadError::Compile {
+                what: what.clone(),
+                cause: format!("the cache reader thread failed: {e}"),
+            })?;
+        let Some(cached) = cached else {
+            return Ok(None);
+        };
+        let compiled = Compiled {
+            component: cached.component,
+            origin: Origin::Cached,
+            cached_vsn: Some(cached.vsn),
+            unsealed: None,
+        };
+        self.finish(name, hash, source, &what, compiled, started)
+            .await
+            .map(Some)
+    }
+
+    /// Loads `bytes`, whose SHA-256 is `hash`, as a version of module `name`. `source`
+    /// names where the bytes came from, in errors and reports.
     pub async fn load(
         &self,
         name: &str,
         bytes: Vec<u8>,
+        hash: &str,
         source: &str,
     ) -> Result<ModuleVersion, LoadError> {
         let what = format!("{source} (module {name})");
         check_component_header(&bytes, &what)?;
-        let hash = Self::hash(&bytes);
 
         let started = Instant::now();
-        let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), hash.clone());
+        let (engine, cache, key) = (self.engine.clone(), self.cache.clone(), hash.to_string());
         let compiled =
             tokio::task::spawn_blocking(move || compile(&engine, cache.as_ref(), &key, &bytes))
                 .await
@@ -81,6 +133,21 @@ impl Loader {
                     what: what.clone(),
                     cause: format!("{e:#}"),
                 })?;
+        self.finish(name, hash, source, &what, compiled, started)
+            .await
+    }
+
+    /// Links a compiled component, learns its `vsn` (from the seal, or by asking it) and
+    /// seals a fresh cache entry.
+    async fn finish(
+        &self,
+        name: &str,
+        hash: &str,
+        source: &str,
+        what: &str,
+        compiled: Compiled,
+        started: Instant,
+    ) -> Result<ModuleVersion, LoadError> {
         let Compiled {
             component,
             origin,
@@ -93,34 +160,39 @@ impl Loader {
             self.linker
                 .instantiate_pre(&component)
                 .map_err(|e| LoadError::WorldMismatch {
-                    what: what.clone(),
+                    what: what.to_string(),
                     cause: format!("{e:#}"),
                 })?;
         let pre = ProcessPre::new(instance_pre).map_err(|e| LoadError::WorldMismatch {
-            what: what.clone(),
+            what: what.to_string(),
             cause: format!("{e:#}"),
         })?;
 
-        let unnamed = ModuleVersion {
+        let unnamed = Arc::new(ModuleVersion {
             name: name.into(),
             vsn: "?".into(),
-            hash,
+            hash: hash.to_string(),
             source: source.to_string(),
             compile_time,
             origin,
             pre,
-        };
+        });
         let vsn = match cached_vsn {
             // Sealed with the entry, when the same bytes were loaded before.
             Some(vsn) => vsn.into(),
-            None => self.read_vsn(&unnamed, &what).await?,
+            None => self.read_vsn(&unnamed, what).await?,
         };
         if let (Some(cache), Some(code)) = (&self.cache, unsealed) {
-            let (cache, hash, vsn) = (cache.clone(), unnamed.hash.clone(), vsn.to_string());
+            let (cache, hash, vsn) = (cache.clone(), hash.to_string(), vsn.to_string());
             // Sealed before the load returns, so the next load of these bytes is a hit.
             let _ = tokio::task::spawn_blocking(move || cache.seal(&hash, &code, &vsn)).await;
         }
         let compile_time = started.elapsed();
+        // The probe instance of `read_vsn` is gone, so `unnamed` has no other owner.
+        let unnamed = Arc::try_unwrap(unnamed).map_err(|_| LoadError::Vsn {
+            what: what.to_string(),
+            cause: "the probe instance outlived its load".into(),
+        })?;
         Ok(ModuleVersion {
             vsn,
             compile_time,
@@ -129,18 +201,13 @@ impl Loader {
     }
 
     /// Instantiates the component once, in a throwaway store, to ask for its `vsn`.
-    async fn read_vsn(&self, version: &ModuleVersion, what: &str) -> Result<Arc<str>, LoadError> {
-        let version = Arc::new(ModuleVersion {
-            name: version.name.clone(),
-            vsn: version.vsn.clone(),
-            hash: version.hash.clone(),
-            source: version.source.clone(),
-            compile_time: version.compile_time,
-            origin: version.origin,
-            pre: version.pre.clone(),
-        });
+    async fn read_vsn(
+        &self,
+        version: &Arc<ModuleVersion>,
+        what: &str,
+    ) -> Result<Arc<str>, LoadError> {
         let policy = Policy::default();
-        let mut probe = GuestInstance::instantiate(&version, 0, self.registry.clone(), &policy)
+        let mut probe = GuestInstance::instantiate(version, 0, self.registry.clone(), &policy)
             .await
             .map_err(|cause| LoadError::Vsn {
                 what: what.to_string(),

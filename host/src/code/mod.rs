@@ -5,6 +5,7 @@
 //! and identified by the SHA-256 of its bytes.
 
 pub mod cache;
+pub mod file_hashes;
 mod loader;
 mod module_store;
 pub mod module_version;

@@ -24,7 +24,7 @@ use serde::Deserialize;
 
 use crate::code::CompileCache;
 use crate::engine::Allocation;
-use crate::sandbox::Policy;
+use crate::sandbox::{Policy, PolicyError};
 
 /// The default control address: loopback only.
 pub const DEFAULT_CONTROL: &str = "127.0.0.1:7420";
@@ -116,6 +116,12 @@ pub enum ConfigError {
     },
     #[error("{path} is not a valid node config: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("{path}: the policy of {whose} is not valid: {error}")]
+    Policy {
+        path: PathBuf,
+        whose: String,
+        error: PolicyError,
+    },
     #[error("{path}: process {process:?} uses module {module:?}, which no [[module]] entry loads")]
     UnknownModule {
         path: PathBuf,
@@ -150,6 +156,19 @@ impl NodeConfig {
             if module.file.is_relative() {
                 module.file = base.join(&module.file);
             }
+        }
+        let policies = std::iter::once(("the node".to_string(), &config.policy)).chain(
+            config.processes.iter().filter_map(|process| {
+                let whose = format!("process {:?}", process.name);
+                process.policy.as_ref().map(|policy| (whose, policy))
+            }),
+        );
+        for (whose, policy) in policies {
+            policy.validate().map_err(|error| ConfigError::Policy {
+                path: path.to_path_buf(),
+                whose,
+                error,
+            })?;
         }
         for process in &config.processes {
             if !config.modules.iter().any(|m| m.name == process.module) {
@@ -228,5 +247,31 @@ mod tests {
     fn unknown_keys_are_refused_by_name() {
         let err = NodeConfig::parse("controll = \"127.0.0.1:1\"").unwrap_err();
         assert!(err.contains("controll"), "{err}");
+    }
+
+    #[test]
+    fn a_policy_no_process_could_run_under_is_refused_with_its_owner() {
+        let dir = std::env::temp_dir().join(format!("hotswap-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.toml");
+        let with = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            NodeConfig::from_file(&path).unwrap_err().to_string()
+        };
+        let node = with("[policy]\nmailbox_capacity = 0\n");
+        assert!(
+            node.ends_with("the policy of the node is not valid: mailbox_capacity must be between 1 and 16777216, not 0"),
+            "{node}"
+        );
+        let process = with(
+            "[[module]]\nname = \"kv\"\nfile = \"kv.wasm\"\n\
+             [[process]]\nname = \"a\"\nmodule = \"kv\"\n\
+             [process.policy]\nmessage_time_limit_ms = 18446744073709551615\n",
+        );
+        assert!(
+            process.contains("the policy of process \"a\" is not valid: message_time_limit_ms must be between 1 and 86400000 ms"),
+            "{process}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

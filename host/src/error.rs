@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::process::{ExitReason, Pid};
+use crate::sandbox::PolicyError;
 
 /// A component could not be loaded as a module version.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,8 @@ pub enum SpawnError {
     NoSuchVersion { module: String, vsn: String },
     #[error("the name {name:?} is already registered to pid {pid}")]
     NameTaken { name: String, pid: Pid },
+    #[error("the process's policy is not valid: {0}")]
+    Policy(#[from] PolicyError),
     #[error("cannot instantiate {module} vsn {vsn}: {cause}")]
     Instantiate {
         module: String,
@@ -183,4 +186,6 @@ pub enum NodeError {
     Engine(String),
     #[error("cannot set up the host functions: {0}")]
     Linker(String),
+    #[error("the default policy is not valid: {0}")]
+    Policy(#[from] PolicyError),
 }

@@ -82,6 +82,22 @@ impl SpawnSpec {
     }
 }
 
+/// Runs a release in a task of its own, so that it reaches its end (every process
+/// committed or rolled back, and resumed) even when the caller stops waiting: a caller
+/// dropped between the suspend and the commit must not leave processes suspended with
+/// staged instances.
+async fn detached(
+    release: String,
+    work: impl Future<Output = Result<ReleaseReport, ReleaseError>> + Send + 'static,
+) -> Result<ReleaseReport, ReleaseError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|failure| ReleaseError::Interrupted {
+            release,
+            cause: failure.to_string(),
+        })?
+}
+
 /// How to build a node.
 #[derive(Debug, Clone, Default)]
 pub struct NodeOptions {
@@ -112,6 +128,7 @@ impl Node {
             allocation,
             fuel,
         } = options;
+        default_policy.validate()?;
         let engine = new_engine(allocation, fuel)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -232,6 +249,7 @@ impl Node {
         let policy = spec
             .policy
             .unwrap_or_else(|| self.inner.default_policy.clone());
+        policy.validate()?;
         let registry = &self.inner.registry;
         let pid = registry.allocate_pid();
         let mut instance = GuestInstance::instantiate(&version, pid, registry.clone(), &policy)
@@ -431,14 +449,30 @@ impl Node {
         extra: Vec<u8>,
     ) -> Result<ReleaseReport, ReleaseError> {
         let name = format!("update {} to vsn {}", version.name, version.vsn);
-        self.apply(&name, vec![(version, extra)], Instant::now())
-            .await
+        let node = self.clone();
+        detached(name.clone(), async move {
+            node.apply(&name, vec![(version, extra)], Instant::now())
+                .await
+        })
+        .await
     }
 
     /// Upgrades to a release: every process of every module it names moves to that
     /// module's version, all or nothing.
     pub async fn upgrade(&self, release: &Release) -> Result<ReleaseReport, ReleaseError> {
+        let (node, release) = (self.clone(), release.clone());
+        detached(release.name.clone(), async move {
+            node.upgrade_now(&release).await
+        })
+        .await
+    }
+
+    async fn upgrade_now(&self, release: &Release) -> Result<ReleaseReport, ReleaseError> {
         let started = Instant::now();
+        release.check().map_err(|problem| ReleaseError::Invalid {
+            release: release.name.clone(),
+            problem,
+        })?;
         let mut targets = Vec::with_capacity(release.modules.len());
         for module in &release.modules {
             let version = match (&module.file, &module.vsn) {
@@ -450,6 +484,7 @@ impl Node {
                     }
                 })?,
                 (None, vsn) => {
+                    // `check` made sure there is one.
                     let vsn = vsn.clone().unwrap_or_default();
                     self.inner
                         .modules
@@ -469,6 +504,15 @@ impl Node {
     /// Moves the processes of the last release applied back to the versions they had
     /// before it, as a downgrade, all or nothing.
     pub async fn downgrade(&self) -> Result<ReleaseReport, ReleaseError> {
+        let node = self.clone();
+        detached(
+            "downgrade".into(),
+            async move { node.downgrade_now().await },
+        )
+        .await
+    }
+
+    async fn downgrade_now(&self) -> Result<ReleaseReport, ReleaseError> {
         let started = Instant::now();
         let mut releases = self.inner.releases.lock().await;
         let last = releases.pop().ok_or(ReleaseError::NothingToDowngrade)?;

@@ -17,6 +17,7 @@
 //! extra = "added logging"  # optional, for code-change
 //! ```
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,10 +63,20 @@ pub enum ReleaseFileError {
     },
     #[error("{path} is not a valid release file: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("{path}: module {module:?} needs exactly one of `file` or `vsn`")]
-    Version { path: PathBuf, module: String },
-    #[error("{path}: module {module:?} is named twice")]
-    Duplicate { path: PathBuf, module: String },
+    #[error("{path}: {problem}")]
+    Invalid {
+        path: PathBuf,
+        problem: ReleaseProblem,
+    },
+}
+
+/// What makes a release, however it was built, one that cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseProblem {
+    #[error("module {module:?} needs exactly one of `file` or `vsn`")]
+    Version { module: String },
+    #[error("module {module:?} is named twice")]
+    Duplicate { module: String },
 }
 
 impl Release {
@@ -79,30 +90,37 @@ impl Release {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        release
+            .check()
+            .map_err(|problem| ReleaseFileError::Invalid {
+                path: path.to_path_buf(),
+                problem,
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut seen = std::collections::HashSet::new();
-        for module in &release.modules {
-            if !seen.insert(module.name.as_str()) {
-                return Err(ReleaseFileError::Duplicate {
-                    path: path.to_path_buf(),
-                    module: module.name.clone(),
-                });
-            }
-        }
-        for module in &mut release.modules {
-            if module.file.is_some() == module.vsn.is_some() {
-                return Err(ReleaseFileError::Version {
-                    path: path.to_path_buf(),
-                    module: module.name.clone(),
-                });
-            }
-            if let Some(file) = &mut module.file
-                && file.is_relative()
-            {
+        for file in release.modules.iter_mut().filter_map(|m| m.file.as_mut()) {
+            if file.is_relative() {
                 *file = base.join(&*file);
             }
         }
         Ok(release)
+    }
+
+    /// Checks that every module names one version and appears once.
+    pub fn check(&self) -> Result<(), ReleaseProblem> {
+        let mut seen = std::collections::HashSet::new();
+        for module in &self.modules {
+            if !seen.insert(module.name.as_str()) {
+                return Err(ReleaseProblem::Duplicate {
+                    module: module.name.clone(),
+                });
+            }
+            if module.file.is_some() == module.vsn.is_some() {
+                return Err(ReleaseProblem::Version {
+                    module: module.name.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -147,6 +165,13 @@ pub enum ReleaseError {
     },
     #[error("no release to downgrade from")]
     NothingToDowngrade,
+    #[error("release {release}: {problem}")]
+    Invalid {
+        release: String,
+        problem: ReleaseProblem,
+    },
+    #[error("release {release}: the task running it failed: {cause}")]
+    Interrupted { release: String, cause: String },
 }
 
 /// What a release did.
@@ -228,24 +253,26 @@ pub(crate) async fn execute(
 
     // Stage every code-change, each process in its own actor, concurrently.
     let mut staging = tokio::task::JoinSet::new();
-    for (index, ((step, ..), instance)) in suspended.iter().zip(instances).enumerate() {
+    let mut staged_pids = HashMap::with_capacity(suspended.len());
+    for ((step, ..), instance) in suspended.iter().zip(instances) {
         let handle = step.handle.clone();
         let options = SwapOptions {
             extra: step.extra.clone(),
             direction,
             state: None,
         };
-        staging.spawn(async move { (index, handle.stage(instance, options).await) });
+        let task = staging.spawn(async move { handle.stage(instance, options).await });
+        staged_pids.insert(task.id(), step.handle.pid());
     }
     let mut failures = Vec::new();
     while let Some(joined) = staging.join_next().await {
         match joined {
-            Ok((_, Ok(()))) => {}
-            Ok((_, Err(error))) => failures.push(error),
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => failures.push(error),
             Err(join) => failures.push(SwapError::Exited {
-                pid: 0,
-                reason: ExitReason::Stopped {
-                    reason: format!("staging task failed: {join}"),
+                pid: staged_pids.get(&join.id()).copied().unwrap_or_default(),
+                reason: ExitReason::HostFault {
+                    cause: format!("staging its code-change failed: {join}"),
                 },
             }),
         }

@@ -176,3 +176,79 @@ fn a_release_naming_a_module_twice_is_refused() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_release_whose_caller_gives_up_still_ends_and_resumes_everyone() {
+    let node = Node::new(Policy {
+        swap_time_limit: std::time::Duration::from_millis(500),
+        ..Policy::default()
+    })
+    .expect("node");
+    node.load_file("kv", guest("kv-v0")).await.expect("kv v0");
+    let mut refs = Vec::new();
+    for name in ["kv-1", "kv-2"] {
+        node.spawn(SpawnSpec::new("kv").name(name))
+            .await
+            .expect("spawn");
+        let target = ProcessRef::from(name);
+        put(&node, &target, "owner", json!(name)).await;
+        refs.push(target);
+    }
+    // A code-change that spins until the swap time limit: the caller gives up while both
+    // processes are suspended and staging.
+    let spinning = release(&format!(
+        "name = \"spin\"\n[[module]]\nname = \"kv\"\nfile = \"{}\"\nextra = \"spin\"\n",
+        file(&guest("hostile-migrate"))
+    ));
+    let caller = {
+        let node = node.clone();
+        tokio::spawn(async move { node.upgrade(&spinning).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    caller.abort();
+    assert!(caller.await.is_err(), "the caller was cancelled");
+
+    // The release rolls back at the time limit on its own, and resumes both.
+    for (target, name) in refs.iter().zip(["kv-1", "kv-2"]) {
+        let reply = node
+            .call(
+                target,
+                br#"{"op":"get","key":"owner"}"#.to_vec(),
+                std::time::Duration::from_secs(5),
+            )
+            .await
+            .expect("served again after the rollback");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&reply).expect("json"),
+            json!(name)
+        );
+        assert_eq!(vsn(&node, target), "0");
+    }
+    assert!(
+        node.ps().iter().all(|p| !p.suspended),
+        "nobody stays suspended"
+    );
+}
+
+#[tokio::test]
+async fn a_hand_built_release_is_checked_like_a_file() {
+    let node = Node::new(Policy::default()).expect("node");
+    let twice = Release {
+        name: "twice".into(),
+        modules: vec![
+            hotswap::release::ReleaseModule {
+                name: "kv".into(),
+                file: None,
+                vsn: Some("0".into()),
+                extra: String::new(),
+            };
+            2
+        ],
+    };
+    let error = node.upgrade(&twice).await.expect_err("refused");
+    assert!(matches!(error, ReleaseError::Invalid { .. }), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "release twice: module \"kv\" is named twice"
+    );
+}

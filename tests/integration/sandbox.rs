@@ -483,3 +483,32 @@ async fn fuel_bounds_a_call_deterministically_where_the_node_counts_it() {
         .expect_err("this node counts no fuel");
     assert!(error.to_string().contains("fuel = true"), "{error}");
 }
+
+#[tokio::test]
+async fn a_policy_no_process_could_run_under_is_refused_before_anything_starts() {
+    let (node, kv) = node_with_kv().await;
+    put(&node, &kv, "a", json!(42)).await;
+    let before = node.ps().len();
+    let error = node
+        .spawn(SpawnSpec::new("kv").name("no-mailbox").policy(Policy {
+            mailbox_capacity: 0,
+            ..Policy::default()
+        }))
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, hotswap::SpawnError::Policy(_)), "{error}");
+    assert!(error.to_string().contains("mailbox_capacity"), "{error}");
+    assert_eq!(node.ps().len(), before, "nothing was spawned");
+    assert!(node.whereis("no-mailbox").is_none());
+    let error = hotswap::Node::new(Policy {
+        message_time_limit: Duration::from_millis(u64::MAX),
+        ..Policy::default()
+    })
+    .err()
+    .expect("refused");
+    assert!(
+        error.to_string().contains("message_time_limit_ms"),
+        "{error}"
+    );
+    neighbour_is_fine(&node, &kv).await;
+}

@@ -45,6 +45,7 @@ impl ProcessActor {
         instance: GuestInstance,
         registry: Arc<Registry>,
     ) -> (ProcessHandle, Self) {
+        // At least 1: `Policy::validate` checked it when the process was spawned.
         let (mailbox_tx, mailbox) = mpsc::channel(status.policy.mailbox_capacity.max(1));
         // Control signals are rare and their senders wait for room, so a small bound is enough.
         let (control_tx, control) = mpsc::channel(16);
@@ -64,6 +65,10 @@ impl ProcessActor {
     /// Serves the process until it stops or traps, then unregisters it and answers every
     /// call still queued with the exit reason.
     pub async fn run(mut self) {
+        let _unregister = ExitGuard {
+            status: self.status.clone(),
+            registry: self.registry.clone(),
+        };
         let reason = loop {
             let flow = tokio::select! {
                 biased;
@@ -277,5 +282,34 @@ impl ProcessActor {
         let instance = self.instance;
         let staged = self.staged;
         tokio::task::spawn_blocking(move || drop((instance, staged)));
+    }
+}
+
+/// Makes sure a process whose task ends without [`ProcessActor::exit`] (a panic in the host
+/// while serving it, or its runtime shutting down) is unregistered, with its timers
+/// cancelled, instead of lingering in `ps` with a name nobody can reuse. After a normal
+/// exit this finds the reason already recorded and changes nothing.
+struct ExitGuard {
+    status: Arc<ProcessStatus>,
+    registry: Arc<Registry>,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let pid = self.status.pid;
+        let reason = self.status.exit.get_or_init(|| {
+            if std::thread::panicking() {
+                ExitReason::HostFault {
+                    cause: "the task serving the process panicked".into(),
+                }
+            } else {
+                ExitReason::Shutdown
+            }
+        });
+        if matches!(reason, ExitReason::HostFault { .. }) {
+            tracing::error!(pid, %reason, "process exited");
+        }
+        self.registry.unregister(pid);
+        self.registry.cancel_timers_of(pid);
     }
 }

@@ -14,6 +14,9 @@ pub enum ExitReason {
     Trapped { callback: String, cause: String },
     /// The node is shutting down.
     Shutdown,
+    /// The host failed while serving the process (a panic in its task): a bug in the node,
+    /// never the guest's doing.
+    HostFault { cause: String },
 }
 
 impl fmt::Display for ExitReason {
@@ -22,6 +25,7 @@ impl fmt::Display for ExitReason {
             Self::Stopped { reason } => write!(f, "stopped: {reason}"),
             Self::Trapped { callback, cause } => write!(f, "trapped in {callback}: {cause}"),
             Self::Shutdown => f.write_str("node shutdown"),
+            Self::HostFault { cause } => write!(f, "host fault: {cause}"),
         }
     }
 }

@@ -40,6 +40,68 @@ pub struct Policy {
     pub grants: Grants,
 }
 
+/// The largest mailbox a policy may ask for. A bound is the point of a mailbox: it is what
+/// turns a flood into `mailbox full` errors instead of unbounded memory.
+pub const MAX_MAILBOX_CAPACITY: usize = 1 << 24;
+
+/// The longest time limit a policy may set: a guest callback that needs more than a day is
+/// a mistake in the policy, and larger values overflow deadline arithmetic.
+pub const MAX_TIME_LIMIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// One wasm page: no instance fits in less.
+const MIN_MEMORY_LIMIT: usize = 64 << 10;
+
+/// What is wrong with a policy, by the name its field has in a config file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("mailbox_capacity must be between 1 and {max}, not {got}")]
+    MailboxCapacity { got: usize, max: usize },
+    #[error("{field} must be between 1 and {max} ms, not {got} ms")]
+    TimeLimit {
+        field: &'static str,
+        got: u128,
+        max: u128,
+    },
+    #[error("memory_limit must be at least {min} bytes (one wasm page), not {got}")]
+    MemoryLimit { got: usize, min: usize },
+    #[error("fuel_per_call must be at least 1 (leave it out for no fuel bound)")]
+    NoFuel,
+}
+
+impl Policy {
+    /// Checks that every limit is one a process can run under.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        if !(1..=MAX_MAILBOX_CAPACITY).contains(&self.mailbox_capacity) {
+            return Err(PolicyError::MailboxCapacity {
+                got: self.mailbox_capacity,
+                max: MAX_MAILBOX_CAPACITY,
+            });
+        }
+        for (field, limit) in [
+            ("message_time_limit_ms", self.message_time_limit),
+            ("swap_time_limit_ms", self.swap_time_limit),
+        ] {
+            if limit < Duration::from_millis(1) || limit > MAX_TIME_LIMIT {
+                return Err(PolicyError::TimeLimit {
+                    field,
+                    got: limit.as_millis(),
+                    max: MAX_TIME_LIMIT.as_millis(),
+                });
+            }
+        }
+        if self.memory_limit < MIN_MEMORY_LIMIT {
+            return Err(PolicyError::MemoryLimit {
+                got: self.memory_limit,
+                min: MIN_MEMORY_LIMIT,
+            });
+        }
+        if self.fuel_per_call == Some(0) {
+            return Err(PolicyError::NoFuel);
+        }
+        Ok(())
+    }
+}
+
 impl Default for Policy {
     fn default() -> Self {
         Self {
@@ -60,5 +122,35 @@ mod millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_is_valid_and_each_bad_limit_is_named() {
+        assert_eq!(Policy::default().validate(), Ok(()));
+        let bad = |edit: fn(&mut Policy)| {
+            let mut policy = Policy::default();
+            edit(&mut policy);
+            policy.validate().unwrap_err().to_string()
+        };
+        assert_eq!(
+            bad(|p| p.mailbox_capacity = 0),
+            format!("mailbox_capacity must be between 1 and {MAX_MAILBOX_CAPACITY}, not 0")
+        );
+        assert!(bad(|p| p.mailbox_capacity = usize::MAX).starts_with("mailbox_capacity"));
+        assert_eq!(
+            bad(|p| p.message_time_limit = Duration::ZERO),
+            "message_time_limit_ms must be between 1 and 86400000 ms, not 0 ms"
+        );
+        assert!(
+            bad(|p| p.swap_time_limit = Duration::from_millis(u64::MAX))
+                .starts_with("swap_time_limit_ms must be between 1 and 86400000 ms")
+        );
+        assert!(bad(|p| p.memory_limit = 1000).starts_with("memory_limit must be at least"));
+        assert!(bad(|p| p.fuel_per_call = Some(0)).starts_with("fuel_per_call"));
     }
 }

@@ -127,12 +127,29 @@ async fn main() -> Result<()> {
                 ..NodeOptions::default()
             })?;
             let v0 = node.load_file("kv", load("kv_v0")).await?;
-            match scenarios::spawn_and_memory(&node, &v0, n).await {
+            match scenarios::spawn_and_memory(&node, &v0, n, false).await {
                 Ok((rate, memory)) => {
                     record(rate);
                     record(memory);
                 }
                 Err(error) => eprintln!("  {n} processes: {error:#}"),
+            }
+        }
+        // Again with hibernation on, each on a node of its own so that the awake run's
+        // freed memory does not hide in this one's figure.
+        for n in [10_000, 100_000] {
+            let n = n / scale;
+            let node = Node::with_options(NodeOptions {
+                allocation: Allocation::Pooled {
+                    instances: n as u32 + 16,
+                    max_memory: 64 << 20,
+                },
+                ..NodeOptions::default()
+            })?;
+            let v0 = node.load_file("kv", load("kv_v0")).await?;
+            match scenarios::spawn_and_memory(&node, &v0, n, true).await {
+                Ok((_, memory)) => record(memory),
+                Err(error) => eprintln!("  {n} hibernating processes: {error:#}"),
             }
         }
     }

@@ -143,16 +143,18 @@ pub fn goals(ours: &Run, beam: Option<&Run>) -> Vec<Goal> {
         ),
         a.and_then(|m| m.lost).map(|l| l == 0),
     );
-    let memory = ours_of("memory_per_idle_process_100k")
-        .or_else(|| ours_of("memory_per_idle_process_10k"))
-        .and_then(|m| m.value);
-    goal(
-        format!(
-            "resident memory per idle Rust process < 32 KiB: {} bytes",
-            fmt(memory)
-        ),
-        memory.map(|m| m < 32.0 * 1024.0),
-    );
+    for kind in ["idle", "hibernating"] {
+        let memory = ours_of(&format!("memory_per_{kind}_process_100k"))
+            .or_else(|| ours_of(&format!("memory_per_{kind}_process_10k")))
+            .and_then(|m| m.value);
+        goal(
+            format!(
+                "resident memory per {kind} Rust process < 32 KiB: {} bytes",
+                fmt(memory)
+            ),
+            memory.map(|m| m < 32.0 * 1024.0),
+        );
+    }
     let hundred_k = ours_of("memory_per_idle_process_100k");
     goal("100,000 live processes".into(), Some(hundred_k.is_some()));
     let spawn = ours_of("spawn_rate_100k")

@@ -11,7 +11,7 @@ use hotswap::{
 };
 use serde_json::json;
 
-use crate::memory::resident_bytes;
+use crate::memory::{resident_bytes, trim_allocator};
 use crate::stats::Metric;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -224,17 +224,24 @@ pub async fn latency_under_swaps(
     Ok(metric)
 }
 
+/// How long an idle process waits before it hibernates, in the hibernating runs.
+pub const HIBERNATE_AFTER: Duration = Duration::from_millis(100);
+
 /// Processes spawned per second (each instantiated and `init`ed), and the resident memory
-/// each idle one costs. The processes are stopped afterwards.
+/// each idle one costs: awake, or (with `hibernating`) once every one has hibernated under
+/// a policy with [`HIBERNATE_AFTER`]. The processes are stopped afterwards.
 pub async fn spawn_and_memory(
     node: &Node,
     version: &ModuleVersion,
     n: usize,
+    hibernating: bool,
 ) -> Result<(Metric, Metric)> {
     let policy = Policy {
         mailbox_capacity: 16,
+        hibernate_after: hibernating.then_some(HIBERNATE_AFTER),
         ..Policy::default()
     };
+    trim_allocator();
     let before = resident_bytes()?;
     let started = Instant::now();
     let mut pids = Vec::with_capacity(n);
@@ -251,7 +258,21 @@ pub async fn spawn_and_memory(
     }
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_millis(200)).await;
+    if hibernating {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while node.ps().iter().filter(|p| p.hibernating).count() < n {
+            if Instant::now() > deadline {
+                bail!("not every process hibernated within a minute");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Let the blocking pool finish freeing the instances.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let untrimmed = resident_bytes()?;
+    trim_allocator();
     let after = resident_bytes()?;
+    let kind = if hibernating { "hibernating" } else { "idle" };
     let rate = Metric::value(
         &format!("spawn_rate_{}k", n / 1000),
         "per_s",
@@ -259,12 +280,23 @@ pub async fn spawn_and_memory(
         n as u64,
     );
     let mut memory = Metric::value(
-        &format!("memory_per_idle_process_{}k", n / 1000),
+        &format!("memory_per_{kind}_process_{}k", n / 1000),
         "bytes",
         after.saturating_sub(before) as f64 / n as f64,
         n as u64,
     );
-    memory.method = Some("host RSS delta (/proc/self/statm) / processes".into());
+    let state = if hibernating {
+        format!(
+            "all hibernating (hibernate_after_ms = {}); ",
+            HIBERNATE_AFTER.as_millis()
+        )
+    } else {
+        String::new()
+    };
+    memory.method = Some(format!(
+        "host RSS delta (/proc/self/statm) / processes, {state}after malloc_trim; {:.0} bytes before it",
+        untrimmed.saturating_sub(before) as f64 / n as f64
+    ));
     for pid in pids {
         node.stop(&pid.into(), "bench done").await?;
     }

@@ -474,7 +474,11 @@ fn print_ps(processes: &[ProcessInfo]) {
             p.vsn,
             p.mailbox,
             p.handled,
-            if p.suspended { "suspended" } else { "running" }
+            match (p.suspended, p.hibernating) {
+                (true, _) => "suspended",
+                (false, true) => "hibernating",
+                (false, false) => "running",
+            }
         );
     }
 }

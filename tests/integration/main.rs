@@ -7,6 +7,7 @@ mod common;
 mod cli;
 mod compile_cache;
 mod failed_swaps;
+mod hibernation;
 mod loading;
 mod polyglot;
 mod releases;

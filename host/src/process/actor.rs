@@ -3,14 +3,18 @@
 //! The loop takes control signals first, then user messages, and runs each to completion
 //! before taking the next: this is what makes a swap, a state read or a stop happen between
 //! two messages, never inside one. A guest trap ends the loop with the trap as exit reason.
+//! A process whose policy says so hibernates when idle (`hibernation.rs`) and comes back
+//! here, with a fresh instance, at its next message.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::error::{CallError, ControlError, SwapError};
 use crate::process::control::Control;
+use crate::process::hibernation;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::Envelope;
 use crate::process::status::ProcessStatus;
@@ -29,6 +33,16 @@ pub(crate) struct ProcessActor {
     suspended: bool,
     /// A new instance that accepted the state, waiting for its release to commit or abort.
     staged: Option<Staged>,
+    /// The guest refused to write its state for hibernation; it stays awake until it has
+    /// served another message.
+    hibernation_refused: bool,
+}
+
+/// Why [`ProcessActor::serve`] returned.
+enum Pause {
+    /// Nothing arrived for the policy's `hibernate_after`.
+    Idle,
+    Exit(ExitReason),
 }
 
 /// What the loop does after a signal or a message.
@@ -50,7 +64,20 @@ impl ProcessActor {
         // Control signals are rare and their senders wait for room, so a small bound is enough.
         let (control_tx, control) = mpsc::channel(16);
         let handle = ProcessHandle::new(mailbox_tx, control_tx, status.clone());
-        let actor = Self {
+        let actor = Self::awake(status, instance, registry, mailbox, control);
+        (handle, actor)
+    }
+
+    /// An actor serving `instance`, neither suspended nor in a release: a new process, or
+    /// one back from hibernation.
+    pub(super) fn awake(
+        status: Arc<ProcessStatus>,
+        instance: GuestInstance,
+        registry: Arc<Registry>,
+        mailbox: mpsc::Receiver<Envelope>,
+        control: mpsc::Receiver<Control>,
+    ) -> Self {
+        Self {
             status,
             instance,
             mailbox,
@@ -58,34 +85,76 @@ impl ProcessActor {
             registry,
             suspended: false,
             staged: None,
+            hibernation_refused: false,
+        }
+    }
+
+    /// Takes the actor apart for hibernation: everything but the instance, which is
+    /// returned for the caller to drop.
+    pub(super) fn into_parts(self) -> (Parts, GuestInstance) {
+        let parts = Parts {
+            status: self.status,
+            registry: self.registry,
+            mailbox: self.mailbox,
+            control: self.control,
         };
-        (handle, actor)
+        (parts, self.instance)
+    }
+
+    /// Whether the process may hibernate when idle: its policy says so, and it is not in
+    /// the middle of anything (a suspension, a staged release) or refused last time.
+    fn may_hibernate(&self) -> Option<Duration> {
+        let busy = self.suspended || self.staged.is_some() || self.hibernation_refused;
+        self.status.policy.hibernate_after.filter(|_| !busy)
     }
 
     /// Serves the process until it stops or traps, then unregisters it and answers every
     /// call still queued with the exit reason.
-    pub async fn run(mut self) {
+    pub async fn run(self) {
         let _unregister = ExitGuard {
             status: self.status.clone(),
             registry: self.registry.clone(),
         };
-        let reason = loop {
+        let mut actor = self;
+        loop {
+            let (served, pause) = actor.serve().await;
+            match pause {
+                Pause::Exit(reason) => return served.exit(reason),
+                Pause::Idle => match hibernation::hibernate(served).await {
+                    Some(woken) => actor = woken,
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// Serves signals and messages until the process exits or has been idle for its
+    /// policy's `hibernate_after`.
+    async fn serve(mut self) -> (Self, Pause) {
+        loop {
+            let idle_after = self.may_hibernate();
             let flow = tokio::select! {
                 biased;
                 Some(signal) = self.control.recv() => self.serve_control(signal).await,
                 Some(envelope) = self.mailbox.recv(), if !self.suspended => {
                     self.serve_message(envelope).await
                 }
+                () = idle_for(idle_after) => return (self, Pause::Idle),
                 else => Flow::Exit(ExitReason::Shutdown),
             };
             if let Flow::Exit(reason) = flow {
-                break reason;
+                return (self, Pause::Exit(reason));
             }
-        };
-        self.exit(reason);
+        }
     }
 
-    async fn serve_message(&mut self, envelope: Envelope) -> Flow {
+    /// The guest refused to write its state for hibernation: stay awake for now.
+    pub(super) fn stay_awake(&mut self) {
+        self.hibernation_refused = true;
+    }
+
+    pub(super) async fn serve_message(&mut self, envelope: Envelope) -> Flow {
+        self.hibernation_refused = false;
         let limit = self.status.policy.message_time_limit;
         let outcome = match envelope {
             Envelope::Call {
@@ -128,7 +197,7 @@ impl ProcessActor {
         }
     }
 
-    async fn serve_control(&mut self, signal: Control) -> Flow {
+    pub(super) async fn serve_control(&mut self, signal: Control) -> Flow {
         match signal {
             Control::Swap {
                 next,
@@ -239,13 +308,10 @@ impl ProcessActor {
 
     /// Records the exit reason (the first one recorded wins) and unregisters the process.
     pub(crate) fn mark_exited(&self, reason: ExitReason) -> ExitReason {
-        let reason = self.status.exit.get_or_init(|| reason).clone();
-        self.registry.unregister(self.status.pid);
-        self.registry.cancel_timers_of(self.status.pid);
-        reason
+        record_exit(&self.status, &self.registry, reason)
     }
 
-    fn exit(mut self, reason: ExitReason) {
+    pub(super) fn exit(mut self, reason: ExitReason) {
         let reason = self.mark_exited(reason);
         let version = self.status.running();
         match &reason {
@@ -264,24 +330,56 @@ impl ProcessActor {
                 "process exited"
             ),
         }
+        let staged = self.staged.take();
+        let (parts, instance) = self.into_parts();
+        parts.close(&reason);
+        // The Store can be large; dropping it is work that no caller waits for.
+        tokio::task::spawn_blocking(move || drop((instance, staged)));
+    }
+}
+
+/// What a process is besides its instance: kept while it hibernates.
+pub(super) struct Parts {
+    pub status: Arc<ProcessStatus>,
+    pub registry: Arc<Registry>,
+    pub mailbox: mpsc::Receiver<Envelope>,
+    pub control: mpsc::Receiver<Control>,
+}
+
+impl Parts {
+    /// Closes the mailboxes of a process that exited for `reason`: every call still
+    /// queued gets the reason; a control signal's requester sees its reply dropped.
+    pub fn close(mut self, reason: &ExitReason) {
         self.mailbox.close();
         while let Ok(envelope) = self.mailbox.try_recv() {
-            if let Envelope::Call { reply, .. } = envelope {
-                let _ = reply.send(Err(CallError::Exited {
-                    pid: self.status.pid,
-                    reason: reason.clone(),
-                }));
-            }
+            envelope.refuse(self.status.pid, reason);
         }
         self.control.close();
         while let Ok(signal) = self.control.try_recv() {
             // Dropping a signal's reply sender tells its requester that the process is gone.
             drop(signal);
         }
-        // The Store can be large; dropping it is work that no caller waits for.
-        let instance = self.instance;
-        let staged = self.staged;
-        tokio::task::spawn_blocking(move || drop((instance, staged)));
+    }
+}
+
+/// Records `reason` as the exit reason of the process (the first one recorded wins),
+/// unregisters it and cancels its timers.
+pub(super) fn record_exit(
+    status: &ProcessStatus,
+    registry: &Registry,
+    reason: ExitReason,
+) -> ExitReason {
+    let reason = status.exit.get_or_init(|| reason).clone();
+    registry.unregister(status.pid);
+    registry.cancel_timers_of(status.pid);
+    reason
+}
+
+/// Resolves after `after` when given, never otherwise.
+async fn idle_for(after: Option<Duration>) {
+    match after {
+        Some(after) => tokio::time::sleep(after).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -224,6 +224,7 @@ impl ProcessHandle {
             mailbox_capacity: capacity,
             handled: self.status.handled.load(Ordering::Relaxed),
             suspended: self.status.suspended.load(Ordering::Acquire),
+            hibernating: self.status.hibernating.load(Ordering::Acquire),
         }
     }
 }

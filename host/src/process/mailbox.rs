@@ -18,3 +18,16 @@ pub(crate) enum Envelope {
     /// Anything else: a `send` from another process, a timer (`handle-info`).
     Info(Vec<u8>),
 }
+
+impl Envelope {
+    /// Drops a message that the process, gone for `reason`, will never serve: a caller
+    /// gets the reason as its reply; casts and infos have nobody to tell.
+    pub fn refuse(self, pid: Pid, reason: &crate::process::ExitReason) {
+        if let Self::Call { reply, .. } = self {
+            let _ = reply.send(Err(CallError::Exited {
+                pid,
+                reason: reason.clone(),
+            }));
+        }
+    }
+}

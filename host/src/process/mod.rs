@@ -10,6 +10,7 @@ pub(crate) mod context;
 pub(crate) mod control;
 mod exit;
 mod handle;
+mod hibernation;
 pub(crate) mod instance;
 pub(crate) mod mailbox;
 pub(crate) mod status;

@@ -24,6 +24,8 @@ pub(crate) struct ProcessStatus {
     pub handled: AtomicU64,
     /// Whether the actor is suspended (mirrored here for `ps`).
     pub suspended: AtomicBool,
+    /// Whether the process is hibernating: its state kept as a blob, no instance.
+    pub hibernating: AtomicBool,
     pub exit: OnceLock<ExitReason>,
 }
 
@@ -42,6 +44,7 @@ impl ProcessStatus {
             enqueued: AtomicU64::new(0),
             handled: AtomicU64::new(0),
             suspended: AtomicBool::new(false),
+            hibernating: AtomicBool::new(false),
             exit: OnceLock::new(),
         }
     }
@@ -83,4 +86,8 @@ pub struct ProcessInfo {
     pub handled: u64,
     /// Suspended processes queue user messages without serving them.
     pub suspended: bool,
+    /// Hibernating processes hold their state as a blob and no instance until a message
+    /// wakes them (see `Policy::hibernate_after`).
+    #[serde(default)]
+    pub hibernating: bool,
 }

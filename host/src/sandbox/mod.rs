@@ -36,6 +36,12 @@ pub struct Policy {
     /// guest traps. Deterministic where the time limit is not. Needs a node with fuel on
     /// (`fuel = true` in its config); `None`: unbounded.
     pub fuel_per_call: Option<u64>,
+    /// After how long without a message or a control request the process hibernates
+    /// (OTP's `hibernate_after`): its state is taken with `snapshot` and its instance is
+    /// dropped, memory and all, until the next message brings a fresh instance back with
+    /// `code-change` from its own vsn. `None` (the default, as in OTP): never.
+    #[serde(with = "optional_millis", rename = "hibernate_after_ms")]
+    pub hibernate_after: Option<Duration>,
     /// WASI capabilities: directories, environment, arguments, network, output.
     pub grants: Grants,
 }
@@ -77,10 +83,15 @@ impl Policy {
                 max: MAX_MAILBOX_CAPACITY,
             });
         }
-        for (field, limit) in [
-            ("message_time_limit_ms", self.message_time_limit),
-            ("swap_time_limit_ms", self.swap_time_limit),
-        ] {
+        let limits = [
+            ("message_time_limit_ms", Some(self.message_time_limit)),
+            ("swap_time_limit_ms", Some(self.swap_time_limit)),
+            ("hibernate_after_ms", self.hibernate_after),
+        ];
+        for (field, limit) in limits
+            .into_iter()
+            .filter_map(|(field, limit)| Some((field, limit?)))
+        {
             if limit < Duration::from_millis(1) || limit > MAX_TIME_LIMIT {
                 return Err(PolicyError::TimeLimit {
                     field,
@@ -110,6 +121,7 @@ impl Default for Policy {
             swap_time_limit: Duration::from_secs(2),
             mailbox_capacity: 4096,
             fuel_per_call: None,
+            hibernate_after: None,
             grants: Grants::default(),
         }
     }
@@ -122,6 +134,16 @@ mod millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+mod optional_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
     }
 }
 
@@ -149,6 +171,9 @@ mod tests {
         assert!(
             bad(|p| p.swap_time_limit = Duration::from_millis(u64::MAX))
                 .starts_with("swap_time_limit_ms must be between 1 and 86400000 ms")
+        );
+        assert!(
+            bad(|p| p.hibernate_after = Some(Duration::ZERO)).starts_with("hibernate_after_ms")
         );
         assert!(bad(|p| p.memory_limit = 1000).starts_with("memory_limit must be at least"));
         assert!(bad(|p| p.fuel_per_call = Some(0)).starts_with("fuel_per_call"));

@@ -1,0 +1,164 @@
+//! Hibernation, after OTP's `hibernate_after`: a process idle for its policy's
+//! `hibernate_after` gives back its instance (its `Store`, linear memory and fiber stack)
+//! and keeps only its state, as the bytes its `snapshot` wrote. The next signal or message
+//! wakes it: a fresh instance of the same version adopts the state through `code-change`
+//! (an upgrade from its own vsn, as for `replace-state`), then serves what woke it.
+//!
+//! What a hibernating process costs is its mailboxes, its task and its state blob: a few
+//! KiB instead of an instance. What waking costs is an instantiation and a `code-change`
+//! on the first message, which is why it is off unless a policy turns it on.
+//!
+//! A guest that refuses to write its state stays awake until it has served another
+//! message. One that traps in `snapshot`, or cannot adopt its own state on waking, exits
+//! with that as its reason, as it would have on a swap.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::bindings::Change;
+use crate::code::ModuleVersion;
+use crate::process::ExitReason;
+use crate::process::actor::{Flow, Parts, ProcessActor, record_exit};
+use crate::process::control::Control;
+use crate::process::instance::GuestInstance;
+use crate::process::mailbox::Envelope;
+
+/// A process without an instance: its parts, its version and its state.
+struct Asleep {
+    parts: Parts,
+    version: Arc<ModuleVersion>,
+    state: Vec<u8>,
+}
+
+/// What woke a hibernating process.
+enum Wake {
+    Signal(Control),
+    Message(Envelope),
+}
+
+/// Puts an idle process to sleep until its next signal or message, then serves that with
+/// a fresh instance. `None` when the process exited meanwhile (every caller told why).
+pub(crate) async fn hibernate(mut actor: ProcessActor) -> Option<ProcessActor> {
+    let limit = actor.status.policy.swap_time_limit;
+    let state = match actor.instance.snapshot(limit).await {
+        Ok(Ok(state)) => state,
+        Ok(Err(reason)) => {
+            tracing::debug!(pid = actor.status.pid, %reason, "snapshot refused; not hibernating");
+            actor.stay_awake();
+            return Some(actor);
+        }
+        Err(trap) => {
+            actor.exit(trap.into());
+            return None;
+        }
+    };
+    let (parts, instance) = actor.into_parts();
+    let version = instance.module().clone();
+    // Freeing a Store is work that nobody waits for.
+    tokio::task::spawn_blocking(move || drop(instance));
+    parts.status.hibernating.store(true, Ordering::Release);
+    tracing::debug!(
+        pid = parts.status.pid,
+        state_bytes = state.len(),
+        "hibernating"
+    );
+    Asleep {
+        parts,
+        version,
+        state,
+    }
+    .sleep()
+    .await
+}
+
+impl Asleep {
+    async fn sleep(mut self) -> Option<ProcessActor> {
+        let wake = tokio::select! {
+            biased;
+            Some(signal) = self.parts.control.recv() => Wake::Signal(signal),
+            Some(envelope) = self.parts.mailbox.recv() => Wake::Message(envelope),
+            else => {
+                self.exit(ExitReason::Shutdown, None);
+                return None;
+            }
+        };
+        let instance = match self.restore().await {
+            Ok(instance) => instance,
+            Err(reason) => {
+                self.exit(reason, Some(wake));
+                return None;
+            }
+        };
+        self.parts
+            .status
+            .hibernating
+            .store(false, Ordering::Release);
+        let Parts {
+            status,
+            registry,
+            mailbox,
+            control,
+        } = self.parts;
+        let mut actor = ProcessActor::awake(status, instance, registry, mailbox, control);
+        let flow = match wake {
+            Wake::Signal(signal) => actor.serve_control(signal).await,
+            Wake::Message(envelope) => actor.serve_message(envelope).await,
+        };
+        match flow {
+            Flow::Continue => Some(actor),
+            Flow::Exit(reason) => {
+                actor.exit(reason);
+                None
+            }
+        }
+    }
+
+    /// A fresh instance of the version the process slept on, holding its state again.
+    async fn restore(&self) -> Result<GuestInstance, ExitReason> {
+        let status = &self.parts.status;
+        let policy = &status.policy;
+        let failed = |callback: &str, cause: String| ExitReason::Trapped {
+            callback: callback.to_string(),
+            cause: format!("waking from hibernation: {cause}"),
+        };
+        let mut instance = GuestInstance::instantiate(
+            &self.version,
+            status.pid,
+            self.parts.registry.clone(),
+            policy,
+        )
+        .await
+        .map_err(|cause| failed("instantiate", cause))?;
+        let own = Change::Upgrade(self.version.vsn.to_string());
+        match instance
+            .code_change(&own, &self.state, &[], policy.swap_time_limit)
+            .await
+        {
+            Ok(Ok(())) => Ok(instance),
+            Ok(Err(reason)) => Err(failed(
+                "code-change",
+                format!("the guest refused its own state: {reason}"),
+            )),
+            Err(trap) => Err(failed("code-change", trap.cause)),
+        }
+    }
+
+    /// Ends a process that could not wake (or whose node is gone): what woke it and
+    /// everything queued behind get the reason.
+    fn exit(self, reason: ExitReason, wake: Option<Wake>) {
+        let status = &self.parts.status;
+        let reason = record_exit(status, &self.parts.registry, reason);
+        status.hibernating.store(false, Ordering::Release);
+        tracing::warn!(
+            pid = status.pid,
+            module = %self.version.name,
+            vsn = %self.version.vsn,
+            %reason,
+            "process exited"
+        );
+        if let Some(Wake::Message(envelope)) = wake {
+            envelope.refuse(status.pid, &reason);
+        }
+        self.parts.close(&reason);
+    }
+}

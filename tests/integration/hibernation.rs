@@ -1,0 +1,124 @@
+//! Hibernation (OTP's `hibernate_after`): an idle process drops its instance and keeps its
+//! state; the next signal or message brings it back with the state, and nothing is lost.
+
+use std::time::Duration;
+
+use hotswap::{Node, Policy, ProcessInfo, ProcessRef, SpawnSpec, SwapOptions};
+use serde_json::json;
+
+use crate::common::*;
+
+const AFTER: Duration = Duration::from_millis(30);
+
+fn sleepy() -> Policy {
+    Policy {
+        hibernate_after: Some(AFTER),
+        ..Policy::default()
+    }
+}
+
+fn info(node: &Node, target: &ProcessRef) -> ProcessInfo {
+    let pid = node.process(target).expect("alive").pid();
+    node.ps().into_iter().find(|p| p.pid == pid).expect("in ps")
+}
+
+/// Waits (a bounded while) for the process to be hibernating.
+async fn until_hibernating(node: &Node, target: &ProcessRef) {
+    for _ in 0..200 {
+        if info(node, target).hibernating {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{target} never hibernated");
+}
+
+async fn sleepy_kv(node: &Node, name: &str, module_file: &str) -> ProcessRef {
+    node.load_file("kv", guest(module_file))
+        .await
+        .expect("load");
+    node.spawn(SpawnSpec::new("kv").name(name).policy(sleepy()))
+        .await
+        .expect("spawn");
+    ProcessRef::from(name)
+}
+
+#[tokio::test]
+async fn an_idle_process_hibernates_and_every_message_wakes_it_with_its_state() {
+    let node = Node::new(Policy::default()).expect("node");
+    let kv = sleepy_kv(&node, "kv", "kv-v0").await;
+    put(&node, &kv, "a", json!(42)).await;
+
+    for round in 0..3u64 {
+        until_hibernating(&node, &kv).await;
+        // A cast wakes it too; the call behind it sees what the cast wrote.
+        node.cast(
+            &kv,
+            json!({"op": "put", "key": "round", "value": round})
+                .to_string()
+                .into_bytes(),
+        )
+        .expect("cast");
+        assert_eq!(get(&node, &kv, "round").await, json!(round));
+        assert_eq!(get(&node, &kv, "a").await, json!(42), "round {round}");
+    }
+    let served = info(&node, &kv);
+    // One put, then per round: a cast and two gets.
+    assert_eq!(served.handled, 1 + 3 * 3);
+    assert!(!served.hibernating);
+}
+
+#[tokio::test]
+async fn signals_wake_it_too_a_swap_a_state_read_and_a_stop() {
+    let node = Node::new(Policy::default()).expect("node");
+    let kv = sleepy_kv(&node, "kv", "kv-v0").await;
+    put(&node, &kv, "a", json!(1)).await;
+
+    until_hibernating(&node, &kv).await;
+    assert_eq!(state(&node, &kv).await, json!({"entries": {"a": 1}}));
+
+    until_hibernating(&node, &kv).await;
+    let report = node
+        .swap_file(&kv, guest("kv-v1"), SwapOptions::default())
+        .await
+        .expect("swap from hibernation");
+    assert_eq!(
+        (report.from_vsn.as_str(), report.to_vsn.as_str()),
+        ("0", "1")
+    );
+    assert_eq!(get(&node, &kv, "a").await, json!(1));
+
+    // It hibernates on its new version, and wakes on it.
+    until_hibernating(&node, &kv).await;
+    assert_eq!(vsn(&node, &kv), "1");
+    assert_eq!(get(&node, &kv, "a").await, json!(1));
+
+    until_hibernating(&node, &kv).await;
+    node.stop(&kv, "done").await.expect("stop");
+    assert!(node.whereis("kv").is_none(), "the name is free again");
+}
+
+#[tokio::test]
+async fn a_guest_that_will_not_write_its_state_stays_awake_and_serves() {
+    let node = Node::new(Policy::default()).expect("node");
+    node.load_file("hostile", guest("hostile-snapshot"))
+        .await
+        .expect("load");
+    node.spawn(SpawnSpec::new("hostile").name("h").policy(sleepy()))
+        .await
+        .expect("spawn");
+    let target = ProcessRef::from("h");
+    put(&node, &target, "a", json!(5)).await;
+    call_json(&node, &target, json!({"op": "refuse_snapshot"})).await;
+    tokio::time::sleep(AFTER * 5).await;
+    assert!(!info(&node, &target).hibernating);
+    assert_eq!(get(&node, &target, "a").await, json!(5));
+}
+
+#[tokio::test]
+async fn without_the_policy_nothing_hibernates() {
+    let (node, kv) = node_with_kv().await;
+    put(&node, &kv, "a", json!(1)).await;
+    tokio::time::sleep(AFTER * 5).await;
+    assert!(!info(&node, &kv).hibernating);
+}

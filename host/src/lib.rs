@@ -37,6 +37,7 @@ pub mod config;
 mod engine;
 pub mod error;
 mod node;
+mod optimistic_swap;
 pub mod process;
 mod registry;
 pub mod release;

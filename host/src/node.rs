@@ -13,6 +13,7 @@ use crate::code::file_hashes::FileStamp;
 use crate::code::{CompileCache, Loader, ModuleStore, ModuleSummary, ModuleVersion};
 use crate::engine::{Allocation, new_engine};
 use crate::error::{CallError, ControlError, LoadError, NodeError, SpawnError, SwapError};
+use crate::optimistic_swap;
 use crate::process::actor::ProcessActor;
 use crate::process::instance::GuestInstance;
 use crate::process::status::ProcessStatus;
@@ -377,20 +378,29 @@ impl Node {
                 requested: version.name.to_string(),
             });
         }
-        let next = GuestInstance::prepare_swap_target(
-            &version,
-            pid,
-            self.inner.registry.clone(),
-            &handle.status.policy,
-        )
-        .await
-        .map_err(|cause| SwapError::Instantiate {
-            pid,
-            module: version.name.to_string(),
-            vsn: version.vsn.to_string(),
-            cause,
-        })?;
-        handle.swap(next, options, requested_at).await
+        let prepare = || async {
+            GuestInstance::prepare_swap_target(
+                &version,
+                pid,
+                self.inner.registry.clone(),
+                &handle.status.policy,
+            )
+            .await
+            .map_err(|cause| SwapError::Instantiate {
+                pid,
+                module: version.name.to_string(),
+                vsn: version.vsn.to_string(),
+                cause,
+            })
+        };
+        let optimistic =
+            optimistic_swap::swap(&handle, prepare().await?, options.clone(), requested_at);
+        if let Some(report) = optimistic.await? {
+            return Ok(report);
+        }
+        // The process served a message while the state was migrated: swap it the classic
+        // way, snapshot and code-change in the pause.
+        handle.swap(prepare().await?, options, requested_at).await
     }
 
     /// The process's state blob, read between two messages.

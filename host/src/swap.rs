@@ -8,6 +8,7 @@
 //! instance and leaves the old one serving, untouched (a trap in the *old* instance's
 //! `snapshot` is the one exception: that instance is dead, and so is the process).
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,7 @@ use crate::bindings::Change;
 use crate::code::ModuleVersion;
 use crate::error::SwapError;
 use crate::process::actor::{Flow, ProcessActor};
-use crate::process::instance::GuestInstance;
+use crate::process::instance::{GuestInstance, GuestTrap};
 use crate::process::{ExitReason, Pid};
 
 /// Which way a swap goes; the new instance's `code-change` is told, with the vsn being left.
@@ -61,6 +62,11 @@ pub struct SwapReport {
     pub queued_during_pause: u64,
     /// Size of the state blob handed over.
     pub state_bytes: usize,
+    /// Whether `code-change` ran before the pause, the process serving on meanwhile (an
+    /// optimistic swap, see `optimistic_swap.rs`); the pause was then the snapshot and the
+    /// commit only.
+    #[serde(default)]
+    pub migrated_before_pause: bool,
 }
 
 /// A new instance that has accepted the state, waiting for the commit (or the abort) of
@@ -70,6 +76,22 @@ pub(crate) struct Staged {
     from: Arc<ModuleVersion>,
     direction: Direction,
     state_bytes: usize,
+}
+
+impl Staged {
+    pub(crate) fn new(
+        instance: GuestInstance,
+        from: Arc<ModuleVersion>,
+        direction: Direction,
+        state_bytes: usize,
+    ) -> Self {
+        Self {
+            instance,
+            from,
+            direction,
+            state_bytes,
+        }
+    }
 }
 
 /// Why staging failed: the error for the requester, and the exit reason when the old
@@ -89,7 +111,6 @@ pub(crate) async fn stage(
     let pid = actor.status.pid;
     let limit = actor.status.policy.swap_time_limit;
     let from = actor.instance.module().clone();
-    let to = next.module().clone();
     let refuse = |error: SwapError, next: GuestInstance| {
         tracing::warn!(pid, module = %from.name, vsn = %from.vsn, %error, "swap refused");
         retire(next);
@@ -100,38 +121,26 @@ pub(crate) async fn stage(
         Some(state) => state,
         None => match actor.instance.snapshot(limit).await {
             Ok(Ok(state)) => state,
-            Ok(Err(reason)) => {
-                let error = SwapError::SnapshotRefused {
-                    pid,
-                    module: from.name.to_string(),
-                    from: from.vsn.to_string(),
-                    reason,
-                };
-                return Err(refuse(error, next));
-            }
+            Ok(Err(reason)) => return Err(refuse(snapshot_refused(pid, &from, reason), next)),
             Err(trap) => {
-                let error = SwapError::SnapshotTrapped {
-                    pid,
-                    module: from.name.to_string(),
-                    from: from.vsn.to_string(),
-                    cause: trap.cause.clone(),
-                };
-                let mut failure = refuse(error, next);
+                let mut failure = refuse(snapshot_trapped(pid, &from, &trap), next);
                 failure.exit = Some(trap.into());
                 return Err(failure);
             }
         },
     };
 
-    let change = match options.direction {
-        Direction::Upgrade => Change::Upgrade(from.vsn.to_string()),
-        Direction::Downgrade => Change::Downgrade(from.vsn.to_string()),
-    };
-    let error = match next
-        .code_change(&change, &state, &options.extra, limit)
-        .await
+    let error = match migrate(
+        &mut next,
+        &from,
+        options.direction,
+        &state,
+        &options.extra,
+        limit,
+    )
+    .await
     {
-        Ok(Ok(())) => {
+        Ok(()) => {
             return Ok(Staged {
                 instance: next,
                 from,
@@ -139,38 +148,75 @@ pub(crate) async fn stage(
                 state_bytes: state.len(),
             });
         }
-        Ok(Err(reason)) => SwapError::CodeChangeRefused {
+        Err(error) => error,
+    };
+    Err(refuse(error, next))
+}
+
+/// Hands `state`, written by a `snapshot` of `from`, to `next`'s `code-change`. The error
+/// names what the new version said or how it trapped.
+pub(crate) async fn migrate(
+    next: &mut GuestInstance,
+    from: &ModuleVersion,
+    direction: Direction,
+    state: &[u8],
+    extra: &[u8],
+    limit: Duration,
+) -> Result<(), SwapError> {
+    let pid = next.pid();
+    let to = next.module().clone();
+    let change = match direction {
+        Direction::Upgrade => Change::Upgrade(from.vsn.to_string()),
+        Direction::Downgrade => Change::Downgrade(from.vsn.to_string()),
+    };
+    match next.code_change(&change, state, extra, limit).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reason)) => Err(SwapError::CodeChangeRefused {
             pid,
             module: to.name.to_string(),
             from: from.vsn.to_string(),
             to: to.vsn.to_string(),
             reason,
-        },
-        Err(trap) => SwapError::CodeChangeTrapped {
+        }),
+        Err(trap) => Err(SwapError::CodeChangeTrapped {
             pid,
             module: to.name.to_string(),
             from: from.vsn.to_string(),
             to: to.vsn.to_string(),
             cause: trap.cause,
-        },
-    };
-    Err(refuse(error, next))
+        }),
+    }
+}
+
+/// The old instance would not write its state.
+pub(crate) fn snapshot_refused(pid: Pid, from: &ModuleVersion, reason: String) -> SwapError {
+    SwapError::SnapshotRefused {
+        pid,
+        module: from.name.to_string(),
+        from: from.vsn.to_string(),
+        reason,
+    }
+}
+
+/// The old instance trapped writing its state: the process is gone.
+pub(crate) fn snapshot_trapped(pid: Pid, from: &ModuleVersion, trap: &GuestTrap) -> SwapError {
+    SwapError::SnapshotTrapped {
+        pid,
+        module: from.name.to_string(),
+        from: from.vsn.to_string(),
+        cause: trap.cause.clone(),
+    }
 }
 
 /// Step 6: from here on the mailbox feeds the staged instance. Returns the report with
-/// the timings left for the caller to fill in.
+/// the timings left for the caller to fill in; the old instance is dropped once the
+/// mailbox is empty, not in the pause.
 pub(crate) fn commit(actor: &mut ProcessActor, staged: Staged) -> SwapReport {
     let to = staged.instance.module().clone();
     let old = std::mem::replace(&mut actor.instance, staged.instance);
     actor.status.set_running(to.clone());
-    retire(old);
-    tracing::info!(
-        pid = actor.status.pid,
-        module = %to.name,
-        from = %staged.from.vsn,
-        to = %to.vsn,
-        "swapped"
-    );
+    actor.status.commits.fetch_add(1, Ordering::AcqRel);
+    actor.retire(old);
     SwapReport {
         pid: actor.status.pid,
         name: actor.status.name.clone(),
@@ -182,6 +228,7 @@ pub(crate) fn commit(actor: &mut ProcessActor, staged: Staged) -> SwapReport {
         total: Duration::ZERO,
         queued_during_pause: 0,
         state_bytes: staged.state_bytes,
+        migrated_before_pause: false,
     }
 }
 
@@ -211,6 +258,7 @@ pub(crate) async fn swap_now(
             report.pause = paused_at.elapsed();
             report.total = requested_at.elapsed();
             report.queued_during_pause = actor.status.enqueued() - queued_before;
+            log_committed(&report);
             let _ = reply.send(Ok(report));
             Flow::Continue
         }
@@ -222,9 +270,21 @@ pub(crate) async fn swap_now(
     }
 }
 
+/// Logs a committed swap, once its pause is over.
+pub(crate) fn log_committed(report: &SwapReport) {
+    tracing::info!(
+        pid = report.pid,
+        module = %report.module,
+        from = %report.from_vsn,
+        to = %report.to_vsn,
+        pause_us = report.pause.as_micros() as u64,
+        "swapped"
+    );
+}
+
 /// Drops an instance that no longer serves, off the actor's task: freeing a Store is work
 /// that nobody waits for.
-fn retire(instance: GuestInstance) {
+pub(crate) fn retire(instance: GuestInstance) {
     tokio::task::spawn_blocking(move || drop(instance));
 }
 

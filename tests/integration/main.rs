@@ -9,6 +9,7 @@ mod compile_cache;
 mod failed_swaps;
 mod hibernation;
 mod loading;
+mod optimistic_swap;
 mod polyglot;
 mod releases;
 mod runtime_api;

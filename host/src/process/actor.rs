@@ -8,11 +8,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use crate::error::{CallError, ControlError, SwapError};
+use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
 use crate::process::control::Control;
 use crate::process::hibernation;
 use crate::process::instance::GuestInstance;
@@ -36,6 +37,9 @@ pub(crate) struct ProcessActor {
     /// The guest refused to write its state for hibernation; it stays awake until it has
     /// served another message.
     hibernation_refused: bool,
+    /// The instance a swap replaced, dropped once the mailbox is empty: freeing a Store
+    /// has no place in a swap's pause.
+    retired: Option<GuestInstance>,
 }
 
 /// Why [`ProcessActor::serve`] returned.
@@ -86,12 +90,24 @@ impl ProcessActor {
             suspended: false,
             staged: None,
             hibernation_refused: false,
+            retired: None,
+        }
+    }
+
+    /// Keeps `old` to drop when the mailbox is next empty (at once, off this task, if one
+    /// is waiting already: a busy process keeps at most one).
+    pub(crate) fn retire(&mut self, old: GuestInstance) {
+        if let Some(previous) = self.retired.replace(old) {
+            swap::retire(previous);
         }
     }
 
     /// Takes the actor apart for hibernation: everything but the instance, which is
     /// returned for the caller to drop.
-    pub(super) fn into_parts(self) -> (Parts, GuestInstance) {
+    pub(super) fn into_parts(mut self) -> (Parts, GuestInstance) {
+        if let Some(retired) = self.retired.take() {
+            swap::retire(retired);
+        }
         let parts = Parts {
             status: self.status,
             registry: self.registry,
@@ -138,6 +154,12 @@ impl ProcessActor {
                 Some(signal) = self.control.recv() => self.serve_control(signal).await,
                 Some(envelope) = self.mailbox.recv(), if !self.suspended => {
                     self.serve_message(envelope).await
+                }
+                () = std::future::ready(()), if self.retired.is_some() => {
+                    if let Some(retired) = self.retired.take() {
+                        swap::retire(retired);
+                    }
+                    Flow::Continue
                 }
                 () = idle_for(idle_after) => return (self, Pause::Idle),
                 else => Flow::Exit(ExitReason::Shutdown),
@@ -215,6 +237,68 @@ impl ProcessActor {
                 }
                 swap::swap_now(self, *next, options, requested_at, reply).await
             }
+            Control::MarkedSnapshot { reply } => {
+                let (started, queued_before) = (Instant::now(), self.status.enqueued());
+                let limit = self.status.policy.swap_time_limit;
+                let from = self.instance.module().clone();
+                match self.instance.snapshot(limit).await {
+                    Ok(Ok(state)) => {
+                        let _ = reply.send(Ok(MarkedSnapshot {
+                            state,
+                            from,
+                            mark: self.status.mark(),
+                            pause: started.elapsed(),
+                            queued: self.status.enqueued() - queued_before,
+                        }));
+                        Flow::Continue
+                    }
+                    Ok(Err(reason)) => {
+                        let error = swap::snapshot_refused(self.status.pid, &from, reason);
+                        let _ = reply.send(Err(error));
+                        Flow::Continue
+                    }
+                    Err(trap) => {
+                        let error = swap::snapshot_trapped(self.status.pid, &from, &trap);
+                        let exit = self.mark_exited(trap.into());
+                        let _ = reply.send(Err(error));
+                        Flow::Exit(exit)
+                    }
+                }
+            }
+            Control::Adopt { adoption, reply } => {
+                let started = Instant::now();
+                let queued_before = self.status.enqueued();
+                let Adoption {
+                    next,
+                    mark,
+                    options,
+                    state_bytes,
+                    paused,
+                    queued,
+                    requested_at,
+                } = *adoption;
+                if self.staged.is_some() {
+                    swap::abort_instance(next);
+                    let busy = SwapError::Busy {
+                        pid: self.status.pid,
+                    };
+                    let _ = reply.send(Err(Declined::Failed(busy)));
+                } else if !mark.holds_at(self.status.mark()) {
+                    swap::abort_instance(next);
+                    let _ = reply.send(Err(Declined::Stale));
+                } else {
+                    let from = self.instance.module().clone();
+                    let staged = Staged::new(next, from, options.direction, state_bytes);
+                    let mut report = swap::commit(self, staged);
+                    report.pause = paused + started.elapsed();
+                    report.queued_during_pause = queued + (self.status.enqueued() - queued_before);
+                    report.total = requested_at.elapsed();
+                    report.migrated_before_pause = true;
+                    swap::log_committed(&report);
+                    let _ = reply.send(Ok(report));
+                }
+                Flow::Continue
+            }
             Control::Stage {
                 next,
                 options,
@@ -237,6 +321,7 @@ impl ProcessActor {
                 }
             }
             Control::Commit { reply } => {
+                // Logged by the release, which knows each process's pause.
                 let report = self.staged.take().map(|staged| swap::commit(self, staged));
                 let _ = reply.send(report);
                 Flow::Continue

@@ -6,6 +6,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use crate::error::{ControlError, SwapError};
+use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
 use crate::process::instance::GuestInstance;
 use crate::swap::{SwapOptions, SwapReport};
 
@@ -18,6 +19,15 @@ pub(crate) enum Control {
         /// When the caller asked, for the report's total time.
         requested_at: Instant,
         reply: oneshot::Sender<Result<SwapReport, SwapError>>,
+    },
+    /// Take a snapshot and mark it (the first step of an optimistic swap).
+    MarkedSnapshot {
+        reply: oneshot::Sender<Result<MarkedSnapshot, SwapError>>,
+    },
+    /// Commit an instance that adopted the state at its mark, if the mark holds.
+    Adopt {
+        adoption: Box<Adoption>,
+        reply: oneshot::Sender<Result<SwapReport, Declined>>,
     },
     /// Hand the state to `next` but do not commit yet: a release stages every process first.
     Stage {

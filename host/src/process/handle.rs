@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{CallError, ControlError, SwapError};
+use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
 use crate::process::control::Control;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::Envelope;
@@ -119,6 +120,29 @@ impl ProcessHandle {
             pid: self.pid(),
             reason,
         })?
+    }
+
+    /// The state, marked with where the process was when it wrote it.
+    pub(crate) async fn marked_snapshot(&self) -> Result<MarkedSnapshot, SwapError> {
+        self.signal(|reply| Control::MarkedSnapshot { reply })
+            .await
+            .map_err(|reason| SwapError::Exited {
+                pid: self.pid(),
+                reason,
+            })?
+    }
+
+    /// Commits an instance that adopted the state at its mark, if the mark still holds.
+    pub(crate) async fn adopt(&self, adoption: Adoption) -> Result<SwapReport, Declined> {
+        let adoption = Box::new(adoption);
+        self.signal(|reply| Control::Adopt { adoption, reply })
+            .await
+            .map_err(|reason| {
+                Declined::Failed(SwapError::Exited {
+                    pid: self.pid(),
+                    reason,
+                })
+            })?
     }
 
     /// Migrates the state into `next` without committing (a release's second phase).

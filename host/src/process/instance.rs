@@ -121,6 +121,10 @@ impl GuestInstance {
         Ok(instance)
     }
 
+    pub fn pid(&self) -> Pid {
+        self.store.data().pid
+    }
+
     pub fn module(&self) -> &Arc<ModuleVersion> {
         &self.module
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde::{Deserialize, Serialize};
 
 use crate::code::ModuleVersion;
+use crate::optimistic_swap::Mark;
 use crate::process::{ExitReason, Pid};
 use crate::sandbox::Policy;
 
@@ -22,6 +23,9 @@ pub(crate) struct ProcessStatus {
     pub enqueued: AtomicU64,
     /// Messages served, ever.
     pub handled: AtomicU64,
+    /// Swaps committed, ever: with `handled`, what tells whether the state may have changed
+    /// since a snapshot (see `optimistic_swap.rs`).
+    pub commits: AtomicU64,
     /// Whether the actor is suspended (mirrored here for `ps`).
     pub suspended: AtomicBool,
     /// Whether the process is hibernating: its state kept as a blob, no instance.
@@ -43,6 +47,7 @@ impl ProcessStatus {
             running: Mutex::new(running),
             enqueued: AtomicU64::new(0),
             handled: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
             suspended: AtomicBool::new(false),
             hibernating: AtomicBool::new(false),
             exit: OnceLock::new(),
@@ -65,6 +70,18 @@ impl ProcessStatus {
 
     pub fn exit_reason(&self) -> ExitReason {
         self.exit.get().cloned().unwrap_or(ExitReason::Shutdown)
+    }
+
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Acquire)
+    }
+
+    /// Where the process is now, for an optimistic swap's check.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            handled: Some(self.handled.load(Ordering::Acquire)),
+            commits: self.commits(),
+        }
     }
 
     pub fn enqueued(&self) -> u64 {

@@ -10,10 +10,12 @@
 //! | `recurse`   | recurses until the stack overflows                              |
 //! | `trap`      | panics (a trap)                                                 |
 //! | `error`     | returns an `Err` that names the extra                           |
+//! | `slow`      | works for 200 ms, then adopts the state like kv                 |
 //! | anything else, or none | adopts the kv state `{"entries":{...}}`, like kv     |
 //!
-//! (`extra` is compared after trimming ASCII whitespace.) The host must refuse every one of
-//! the first five swaps: the loop at the swap's time limit, the bomb at the memory limit, the
+//! (`extra` is compared after trimming ASCII whitespace.) `slow` is not hostile: it gives
+//! the old version time to serve messages while the new one migrates. The host must refuse
+//! every one of the first five swaps: the loop at the swap's time limit, the bomb at the memory limit, the
 //! overflow, the trap and the error as they come; drop this instance; and keep the old
 //! version serving its state, untouched, with the reason in the swap's error.
 //!
@@ -28,6 +30,9 @@ use serde::Deserialize;
 
 /// One mebibyte.
 const MIB: usize = 1 << 20;
+
+/// How long a `slow` migration works.
+const SLOW_MIGRATION: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The one request this server adds to kv's.
 #[derive(Deserialize)]
@@ -89,6 +94,13 @@ impl GenServer for Migrate {
             b"trap" => {
                 misbehave("traps");
                 panic!("hostile-migrate traps in code_change on purpose ({direction})")
+            }
+            b"slow" => {
+                let started = std::time::Instant::now();
+                while started.elapsed() < SLOW_MIGRATION {
+                    black_box(started);
+                }
+                json::decode(state).map_err(|why| format!("the state does not parse: {why}"))
             }
             b"error" => Err(format!(
                 "hostile-migrate refuses the {direction}, as extra \"error\" asks"

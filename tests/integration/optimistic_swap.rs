@@ -1,0 +1,69 @@
+//! The optimistic swap: `code-change` runs before the pause while the old version serves
+//! on, and the pause only commits; a message served meanwhile sends the swap the classic
+//! way, and is not lost.
+
+use std::time::Duration;
+
+use hotswap::SwapOptions;
+use serde_json::json;
+
+use crate::common::*;
+
+#[tokio::test]
+async fn an_idle_process_is_migrated_before_the_pause() {
+    let (node, kv) = node_with_kv().await;
+    put(&node, &kv, "a", json!(42)).await;
+    let report = node
+        .swap_file(&kv, guest("kv-v1"), SwapOptions::default())
+        .await
+        .expect("swap");
+    assert!(report.migrated_before_pause, "{report:?}");
+    assert!(report.pause < report.total, "{report:?}");
+    assert_eq!(vsn(&node, &kv), "1");
+    assert_eq!(get(&node, &kv, "a").await, json!(42));
+}
+
+#[tokio::test]
+async fn a_message_served_during_the_migration_sends_the_swap_the_classic_way() {
+    let (node, kv) = node_with_kv().await;
+    put(&node, &kv, "a", json!(1)).await;
+    let slow = node
+        .load_file("kv", guest("hostile-migrate"))
+        .await
+        .expect("load");
+    let swapping = {
+        let (node, kv) = (node.clone(), kv.clone());
+        tokio::spawn(async move {
+            let options = SwapOptions {
+                extra: b"slow".to_vec(),
+                ..SwapOptions::default()
+            };
+            node.swap(&kv, slow, options).await
+        })
+    };
+    // The new instance migrates for 200 ms; the old one serves this meanwhile.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(put(&node, &kv, "a", json!(2)).await, json!(1));
+    assert_eq!(vsn(&node, &kv), "0", "served by the old version");
+
+    let report = swapping.await.expect("task").expect("swap");
+    assert!(!report.migrated_before_pause, "{report:?}");
+    assert_eq!(vsn(&node, &kv), "hostile-migrate");
+    assert_eq!(
+        get(&node, &kv, "a").await,
+        json!(2),
+        "the put served during the first migration is in the state"
+    );
+}
+
+#[tokio::test]
+async fn replace_state_is_migrated_before_the_pause() {
+    let (node, kv) = node_with_kv().await;
+    put(&node, &kv, "a", json!(1)).await;
+    let report = node
+        .replace_state(&kv, br#"{"entries":{"b":2}}"#.to_vec(), Vec::new())
+        .await
+        .expect("replace");
+    assert!(report.migrated_before_pause, "{report:?}");
+    assert_eq!(state(&node, &kv).await, json!({"entries": {"b": 2}}));
+}

@@ -33,6 +33,13 @@ pub enum Allocation {
     Pooled { instances: u32, max_memory: usize },
 }
 
+/// A reservation that covers every address a 32-bit memory can form.
+const FULL_RESERVATION: u64 = 4 << 30;
+
+/// How much of the 128 TiB user address space the memory pool may reserve: beyond it
+/// (more than 4,096 instances), memories get small reservations and bounds-checked code.
+const ADDRESS_SPACE_FOR_MEMORIES: u64 = 32 << 40;
+
 /// Upper bounds per component, generous enough for componentize-py and componentize-js
 /// guests (tens of core modules) as well as Rust and C ones.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
@@ -71,11 +78,18 @@ pub fn new_engine(allocation: Allocation, fuel: bool) -> Result<Engine, NodeErro
             .max_memories_per_component(MEMORIES_PER_COMPONENT)
             .max_tables_per_component(TABLES_PER_COMPONENT)
             .max_memory_size(max_memory);
-        config
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .memory_reservation(max_memory as u64)
-            .memory_guard_size(64 << 10)
-            .memory_reservation_for_growth(0);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let memories = u64::from(instances.saturating_mul(2));
+        if memories.saturating_mul(FULL_RESERVATION) <= ADDRESS_SPACE_FOR_MEMORIES {
+            // Every 32-bit address is reserved: the guard pages catch what is out of
+            // bounds and compiled code checks nothing.
+            config.memory_reservation(FULL_RESERVATION);
+        } else {
+            config
+                .memory_reservation(max_memory as u64)
+                .memory_guard_size(64 << 10)
+                .memory_reservation_for_growth(0);
+        }
     }
     let engine = Engine::new(&config).map_err(|e| NodeError::Engine(format!("{e:#}")))?;
     start_epoch_ticker(&engine);

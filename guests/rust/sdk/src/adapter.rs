@@ -8,7 +8,7 @@
 use std::marker::PhantomData;
 
 use crate::bindings::exports::hotswap::otp::server::Guest;
-use crate::{Change, GenServer, Pid, log, slot};
+use crate::{Change, GenServer, Pid, json, log, slot};
 
 /// The type that [`export_process!`](crate::export_process) exports for a server `S`.
 /// Not for direct use.
@@ -49,6 +49,7 @@ impl<S: GenServer> Guest for Adapter<S> {
     }
 
     fn code_change(direction: Change, state: Vec<u8>, extra: Vec<u8>) -> Result<(), String> {
+        json::note_state_size(state.len());
         slot::fill("code-change", || S::code_change(direction, &state, &extra))
     }
 

@@ -57,14 +57,13 @@ pub trait GenServer {
         let _ = (state, reason);
     }
 
-    /// The state as bytes, for a hot swap or an operator's inspection. Must not change the
-    /// state. The default is the state as JSON.
+    /// The state as bytes, for a hot swap, hibernation or an operator's inspection. Must not
+    /// change the state. The default is the state as JSON.
     ///
-    /// An error cannot reach the node (the export returns bytes only): the SDK logs it and
-    /// hands over an empty blob, which the next version's `code_change` will refuse, so a hot
-    /// swap fails and the process keeps running on this version.
+    /// An error refuses the swap (or the state read): the process keeps running on this
+    /// version, and the node reports the message.
     fn snapshot(state: &Self::State) -> Result<Vec<u8>, String> {
-        json::encode(state)
+        json::encode_state(state)
     }
 
     /// Adopts `state`, written by the [`snapshot`](Self::snapshot) of the version being left,

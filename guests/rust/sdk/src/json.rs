@@ -5,6 +5,8 @@
 //! turn `serde_json`'s errors into the `String` errors of the WIT, and say whether the bytes
 //! were not JSON at all or JSON of the wrong shape.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
@@ -22,6 +24,26 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 /// whose keys are not strings.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
     serde_json::to_vec(value).map_err(|error| format!("cannot encode as JSON: {error}"))
+}
+
+/// The size of the state last written or adopted by this instance. The next state is likely
+/// about as large, and a buffer of that size spares the encoder of a large state a dozen
+/// reallocations (each a copy, and fresh pages to fault in).
+static STATE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// Encodes a state as JSON bytes, like [`encode`], into a buffer sized after the last state.
+pub fn encode_state<T: Serialize + ?Sized>(state: &T) -> Result<Vec<u8>, String> {
+    let last = STATE_SIZE.load(Ordering::Relaxed);
+    let mut out = Vec::with_capacity(last.saturating_add(last / 8));
+    serde_json::to_writer(&mut out, state)
+        .map_err(|error| format!("cannot encode as JSON: {error}"))?;
+    note_state_size(out.len());
+    Ok(out)
+}
+
+/// Records the size of a state this instance adopted or wrote (see [`encode_state`]).
+pub fn note_state_size(bytes: usize) {
+    STATE_SIZE.store(bytes, Ordering::Relaxed);
 }
 
 /// The longest a description gets, in characters, before it is cut.

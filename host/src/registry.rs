@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use tokio::task::AbortHandle;
 
@@ -63,9 +64,12 @@ struct Timer {
     task: AbortHandle,
 }
 
+/// The process and name tables are read for every message sent, so they hash with FxHash:
+/// pids are a counter, and names are chosen by whoever spawns (a guest can only look them
+/// up), so there is nobody to flood them with collisions.
 pub struct Registry {
-    processes: RwLock<HashMap<Pid, ProcessHandle>>,
-    names: RwLock<HashMap<String, Pid>>,
+    processes: RwLock<FxHashMap<Pid, ProcessHandle>>,
+    names: RwLock<FxHashMap<String, Pid>>,
     next_pid: AtomicU64,
     /// Pending `send-after` timers, with the process that set each. A timer fires only if
     /// it can still remove itself from here, so a cancel and a firing never both succeed.

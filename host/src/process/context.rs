@@ -69,15 +69,18 @@ impl ProcessContext {
     }
 
     /// Starts the budget of one guest call, and forgets what earlier calls wrote to stderr.
-    pub fn begin_call(&mut self, callback: &'static str, limit: Duration) {
+    /// Starts the budget of a guest call; returns its deadline.
+    pub fn begin_call(&mut self, callback: &'static str, limit: Duration) -> Instant {
+        let deadline = Instant::now() + limit;
         self.budget = Some(CallBudget {
             callback,
             limit,
-            deadline: Instant::now() + limit,
+            deadline,
         });
         if let Some(stderr) = &self.stderr {
             stderr.clear_tail();
         }
+        deadline
     }
 
     /// The last lines the guest wrote to stderr, if they were kept.

@@ -134,12 +134,12 @@ impl GuestInstance {
         args: &[u8],
         limit: Duration,
     ) -> Result<Result<(), String>, GuestTrap> {
-        arm(&mut self.store, "init", limit, self.fuel_per_call);
+        let backstop = arm(&mut self.store, "init", limit, self.fuel_per_call);
         let call = self
             .bindings
             .hotswap_otp_server()
             .call_init(&mut self.store, args);
-        let result = guarded(limit, call).await;
+        let result = guarded(backstop, call).await;
         self.settle("init", limit, result)
     }
 
@@ -149,42 +149,42 @@ impl GuestInstance {
         caller: Pid,
         limit: Duration,
     ) -> Result<Result<Vec<u8>, String>, GuestTrap> {
-        arm(&mut self.store, "handle-call", limit, self.fuel_per_call);
+        let backstop = arm(&mut self.store, "handle-call", limit, self.fuel_per_call);
         let call =
             self.bindings
                 .hotswap_otp_server()
                 .call_handle_call(&mut self.store, request, caller);
-        let result = guarded(limit, call).await;
+        let result = guarded(backstop, call).await;
         self.settle("handle-call", limit, result)
     }
 
     pub async fn handle_cast(&mut self, message: &[u8], limit: Duration) -> Result<(), GuestTrap> {
-        arm(&mut self.store, "handle-cast", limit, self.fuel_per_call);
+        let backstop = arm(&mut self.store, "handle-cast", limit, self.fuel_per_call);
         let call = self
             .bindings
             .hotswap_otp_server()
             .call_handle_cast(&mut self.store, message);
-        let result = guarded(limit, call).await;
+        let result = guarded(backstop, call).await;
         self.settle("handle-cast", limit, result)
     }
 
     pub async fn handle_info(&mut self, message: &[u8], limit: Duration) -> Result<(), GuestTrap> {
-        arm(&mut self.store, "handle-info", limit, self.fuel_per_call);
+        let backstop = arm(&mut self.store, "handle-info", limit, self.fuel_per_call);
         let call = self
             .bindings
             .hotswap_otp_server()
             .call_handle_info(&mut self.store, message);
-        let result = guarded(limit, call).await;
+        let result = guarded(backstop, call).await;
         self.settle("handle-info", limit, result)
     }
 
     pub async fn terminate(&mut self, reason: &str, limit: Duration) -> Result<(), GuestTrap> {
-        arm(&mut self.store, "terminate", limit, self.fuel_per_call);
+        let backstop = arm(&mut self.store, "terminate", limit, self.fuel_per_call);
         let call = self
             .bindings
             .hotswap_otp_server()
             .call_terminate(&mut self.store, reason);
-        let result = guarded(limit, call).await;
+        let result = guarded(backstop, call).await;
         self.settle("terminate", limit, result)
     }
 
@@ -192,12 +192,12 @@ impl GuestInstance {
         &mut self,
         limit: Duration,
     ) -> Result<Result<Vec<u8>, String>, GuestTrap> {
-        arm(&mut self.store, "snapshot", limit, self.fuel_per_call);
+        let backstop = arm(&mut self.store, "snapshot", limit, self.fuel_per_call);
         let call = self
             .bindings
             .hotswap_otp_server()
             .call_snapshot(&mut self.store);
-        let result = guarded(limit, call).await;
+        let result = guarded(backstop, call).await;
         self.settle("snapshot", limit, result)
     }
 
@@ -208,21 +208,21 @@ impl GuestInstance {
         extra: &[u8],
         limit: Duration,
     ) -> Result<Result<(), String>, GuestTrap> {
-        arm(&mut self.store, "code-change", limit, self.fuel_per_call);
+        let backstop = arm(&mut self.store, "code-change", limit, self.fuel_per_call);
         let call = self.bindings.hotswap_otp_server().call_code_change(
             &mut self.store,
             direction,
             state,
             extra,
         );
-        let result = guarded(limit, call).await;
+        let result = guarded(backstop, call).await;
         self.settle("code-change", limit, result)
     }
 
     pub async fn vsn(&mut self, limit: Duration) -> Result<String, GuestTrap> {
-        arm(&mut self.store, "vsn", limit, self.fuel_per_call);
+        let backstop = arm(&mut self.store, "vsn", limit, self.fuel_per_call);
         let call = self.bindings.hotswap_otp_server().call_vsn(&mut self.store);
-        let result = guarded(limit, call).await;
+        let result = guarded(backstop, call).await;
         self.settle("vsn", limit, result)
     }
 
@@ -248,28 +248,38 @@ impl GuestInstance {
 /// Runs a guest call under a wall-clock limit too: the epoch deadline only fires while wasm
 /// code runs, and a guest blocked inside a host call (a WASI sleep, a read) would escape it.
 /// `None` when the call was abandoned; the instance must then never be called again.
+///
+/// Most calls run to their end without yielding; they finish on their first poll and never
+/// touch the timer wheel. A call that yields (at an epoch tick, or in a host call) gets the
+/// timer, measured from when the call was armed.
 async fn guarded<T>(
-    limit: Duration,
+    backstop: tokio::time::Instant,
     call: impl Future<Output = wasmtime::Result<T>>,
 ) -> Option<wasmtime::Result<T>> {
-    // The epoch deadline normally ends a runaway call first; this is the backstop.
-    let backstop = limit + 10 * EPOCH_TICK + Duration::from_millis(50);
-    tokio::time::timeout(backstop, call).await.ok()
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
+    if let std::task::Poll::Ready(result) = first {
+        return Some(result);
+    }
+    tokio::time::timeout_at(backstop, call).await.ok()
 }
 
-/// Starts the budget of one guest call: the epoch callback checks it at every tick.
+/// Starts the budget of one guest call: the epoch callback checks it at every tick. Returns
+/// the wall-clock backstop for [`guarded`]: the epoch deadline normally ends a runaway call
+/// first.
 fn arm(
     store: &mut Store<ProcessContext>,
     callback: &'static str,
     limit: Duration,
     fuel: Option<u64>,
-) {
-    store.data_mut().begin_call(callback, limit);
+) -> tokio::time::Instant {
+    let deadline = store.data_mut().begin_call(callback, limit);
     store.set_epoch_deadline(1);
     if let Some(fuel) = fuel {
         // Cannot fail: `instantiate` set fuel once already, so this node counts it.
         let _ = store.set_fuel(fuel);
     }
+    tokio::time::Instant::from_std(deadline) + 10 * EPOCH_TICK + Duration::from_millis(50)
 }
 
 /// Names the cause of a guest failure in one line: the deadline, the trap code, or the

@@ -135,8 +135,7 @@ async fn main() -> Result<()> {
                 Err(error) => eprintln!("  {n} processes: {error:#}"),
             }
         }
-        // Again with hibernation on, each on a node of its own so that the awake run's
-        // freed memory does not hide in this one's figure.
+        // Again with hibernation on: the same processes, once every one has hibernated.
         for n in [10_000, 100_000] {
             let n = n / scale;
             let node = Node::with_options(NodeOptions {

@@ -300,6 +300,12 @@ pub async fn spawn_and_memory(
     for pid in pids {
         node.stop(&pid.into(), "bench done").await?;
     }
+    // Stores are freed on the blocking pool after their process exits: let that finish,
+    // so that the next measurement does not see this one's memory going away.
+    while !node.ps().is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     Ok((rate, memory))
 }
 

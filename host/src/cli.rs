@@ -429,8 +429,13 @@ fn print_report(report: &SwapReport) {
         report.from_vsn,
         report.to_vsn
     );
+    let what = if report.migrated_before_pause {
+        "snapshot + commit; code-change ran before it, the old version serving"
+    } else {
+        "snapshot + code-change + commit"
+    };
     say!(
-        "  pause              {:>10}   (mailbox not served: snapshot + code-change + commit)",
+        "  pause              {:>10}   (mailbox not served: {what})",
         human(report.pause)
     );
     say!(

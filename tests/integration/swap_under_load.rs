@@ -45,6 +45,8 @@ async fn ten_thousand_calls_during_a_hundred_swaps() {
         }));
     }
 
+    let handled = || node.process(&kv).expect("kv").describe().handled;
+    let handled_before_swaps = handled();
     let mut reports = Vec::new();
     for swap in 0..SWAPS {
         let (version, direction) = if swap % 2 == 0 {
@@ -59,6 +61,7 @@ async fn ten_thousand_calls_during_a_hundred_swaps() {
         reports.push(node.swap(&kv, version, options).await.expect("swap"));
         tokio::task::yield_now().await;
     }
+    let served_during_swaps = handled() - handled_before_swaps;
 
     let mut answered = 0;
     for client in clients {
@@ -83,8 +86,18 @@ async fn ten_thousand_calls_during_a_hundred_swaps() {
     assert_eq!(info.handled, calls, "each call served exactly once");
     assert_eq!(info.mailbox, 0);
     let queued: u64 = reports.iter().map(|r| r.queued_during_pause).sum();
+    let classic = reports.iter().filter(|r| !r.migrated_before_pause).count();
     println!(
-        "{SWAPS} swaps, {queued} messages queued during pauses, max pause {:?}",
+        "{SWAPS} swaps ({classic} classic: a message was served during the migration), \
+         {served_during_swaps} calls served and {queued} queued during pauses while swapping, \
+         max pause {:?}",
         reports.iter().map(|r| r.pause).max().unwrap_or_default()
+    );
+    // The load really overlapped the swaps: calls were served while they ran, and some
+    // arrived during a pause or during a migration.
+    assert!(served_during_swaps > 0, "no call was served while swapping");
+    assert!(
+        queued > 0 || classic > 0,
+        "no call ever met a swap in progress"
     );
 }

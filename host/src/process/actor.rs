@@ -136,7 +136,9 @@ impl ProcessActor {
             let (served, pause) = actor.serve().await;
             match pause {
                 Pause::Exit(reason) => return served.exit(reason),
-                Pause::Idle => match hibernation::hibernate(served).await {
+                // Boxed, like control signals below: a task is as large as its largest
+                // state, and rare paths should not make every idle process pay for theirs.
+                Pause::Idle => match Box::pin(hibernation::hibernate(served)).await {
                     Some(woken) => actor = woken,
                     None => return,
                 },
@@ -151,7 +153,7 @@ impl ProcessActor {
             let idle_after = self.may_hibernate();
             let flow = tokio::select! {
                 biased;
-                Some(signal) = self.control.recv() => self.serve_control(signal).await,
+                Some(signal) = self.control.recv() => Box::pin(self.serve_control(signal)).await,
                 Some(envelope) = self.mailbox.recv(), if !self.suspended => {
                     self.serve_message(envelope).await
                 }

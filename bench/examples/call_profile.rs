@@ -1,0 +1,61 @@
+//! Calls (or casts to) one kv process from one task as fast as it answers, and prints the
+//! rate: `cargo run --release -p hotswap-bench --example call_profile -- N call|cast`. Run it
+//! under `perf stat -e task-clock` to compare CPU per message between builds: on this shared
+//! machine, wall-clock rates move more than the code does.
+
+use std::time::{Duration, Instant};
+
+use hotswap::{Allocation, Node, NodeOptions, Policy, ProcessRef, SpawnSpec};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().map_or(Ok(200_000), |n| n.parse())?;
+    let casts = match args.next().as_deref() {
+        None | Some("call") => false,
+        Some("cast") => true,
+        Some(other) => anyhow::bail!("call or cast, not {other:?}"),
+    };
+    let node = Node::with_options(NodeOptions {
+        allocation: Allocation::Pooled {
+            instances: 100,
+            max_memory: 256 << 20,
+        },
+        cache_dir: Some(std::env::temp_dir().join("hotswap-call-profile-cache")),
+        ..NodeOptions::default()
+    })?;
+    let kv = node
+        .load_file("kv", "guests/rust/target/wasm32-wasip2/release/kv_v0.wasm")
+        .await?;
+    let policy = Policy {
+        mailbox_capacity: n + 16,
+        ..Policy::default()
+    };
+    node.spawn(SpawnSpec::new("kv").vsn(&*kv.vsn).name("kv").policy(policy))
+        .await?;
+    let target = ProcessRef::from("kv");
+    let get = br#"{"op":"get","key":"k"}"#.to_vec();
+    // On a worker thread, as a process or a connection handler would be.
+    let elapsed = tokio::spawn(async move {
+        let started = Instant::now();
+        for i in 0..n {
+            if casts {
+                let put = format!(r#"{{"op":"put","key":"k","value":{i}}}"#);
+                node.cast(&target, put.into_bytes())?;
+            } else {
+                node.call(&target, get.clone(), Duration::from_secs(10))
+                    .await?;
+            }
+        }
+        node.call(&target, get, Duration::from_secs(120)).await?;
+        anyhow::Ok(started.elapsed())
+    })
+    .await??;
+    let what = if casts { "casts" } else { "calls" };
+    eprintln!(
+        "{n} {what}: {:.0}/s ({:.2} us each)",
+        n as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / n as f64
+    );
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! Spawns N idle kv processes and breaks the resident memory they added down by mapping
+//! (malloc heap, anonymous memory, the memfd images of linear memories), from
+//! `/proc/self/smaps`: `cargo run --release -p hotswap-bench --example spawn_profile -- 10000
+//! [COMPONENT.wasm]`. A focused companion of `just bench`'s processes group.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hotswap::{Allocation, Node, NodeOptions, Policy, SpawnSpec};
+
+/// Resident and private-dirty KiB per kind of mapping.
+fn resident_by_mapping() -> anyhow::Result<BTreeMap<String, (i64, i64)>> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").context("reading smaps")?;
+    let mut by_kind: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let mut kind = String::new();
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(&first) = fields.first() else {
+            continue;
+        };
+        let kb = || {
+            fields
+                .get(1)
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        if first.contains('-') && !first.ends_with(':') {
+            kind = match fields.get(5) {
+                Some(name) if name.starts_with("/memfd") => "memfd (images)".into(),
+                Some(name) if name.starts_with('[') => name.to_string(),
+                Some(name) => name.rsplit('/').next().unwrap_or(name).to_string(),
+                None => "anonymous".into(),
+            };
+        } else if first == "Rss:" {
+            by_kind.entry(kind.clone()).or_default().0 += kb();
+        } else if first == "Private_Dirty:" {
+            by_kind.entry(kind.clone()).or_default().1 += kb();
+        }
+    }
+    Ok(by_kind)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().map_or(Ok(10_000), |n| n.parse())?;
+    let file = args
+        .next()
+        .unwrap_or_else(|| "guests/rust/target/wasm32-wasip2/release/kv_v0.wasm".into());
+    let node = Node::with_options(NodeOptions {
+        allocation: Allocation::Pooled {
+            instances: n as u32 + 16,
+            max_memory: 64 << 20,
+        },
+        ..NodeOptions::default()
+    })?;
+    let kv = node.load_file("kv", &file).await?;
+    let policy = Policy {
+        mailbox_capacity: 16,
+        ..Policy::default()
+    };
+    let before = resident_by_mapping()?;
+    let started = Instant::now();
+    for _ in 0..n {
+        node.spawn(SpawnSpec::new("kv").vsn(&*kv.vsn).policy(policy.clone()))
+            .await?;
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = resident_by_mapping()?;
+    eprintln!(
+        "spawned {n} in {elapsed:?}: {:.0}/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
+    let per_process = |kb: i64| kb as f64 * 1024.0 / n as f64 / 1000.0;
+    let (mut resident, mut private) = (0, 0);
+    for (kind, (rss, dirty)) in &after {
+        let (rss0, dirty0) = before.get(kind).copied().unwrap_or_default();
+        let (rss, dirty) = (rss - rss0, dirty - dirty0);
+        (resident, private) = (resident + rss, private + dirty);
+        if rss.abs() * 1024 > n as i64 * 100 {
+            eprintln!(
+                "{kind:<20} resident {:>7.1} KB/process, private {:>7.1}",
+                per_process(rss),
+                per_process(dirty)
+            );
+        }
+    }
+    eprintln!(
+        "{:<20} resident {:>7.1} KB/process, private {:>7.1}",
+        "total",
+        per_process(resident),
+        per_process(private)
+    );
+    Ok(())
+}

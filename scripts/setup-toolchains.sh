@@ -99,25 +99,30 @@ setup_js() {
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
         apt_install nodejs npm || { fail js "node and npm are missing and apt-get could not install them"; return; }
     fi
-    # Installs from package-lock.json with `npm install`, then checks that the lock is unchanged.
-    # Not `npm ci`: the registry this project reaches lacks some other platforms' optional
-    # binaries (darwin, win32, musl builds of rolldown and jco-node-fs), so the lock cannot list
-    # them and `npm ci` refuses it as out of sync; `npm install` takes the locked versions as they are.
+    # Installs from package-lock.json with `npm install`, then checks that no locked package
+    # moved (scripts/npm-lock-drift.js). Not `npm ci`: the registry this project reaches gains and
+    # lacks other platforms' optional binaries (darwin, win32, musl builds of rolldown and
+    # jco-node-fs) over time, so `npm ci` refuses the lock as out of sync whenever they differ;
+    # `npm install` takes the locked versions as they are and only adds or drops those entries.
     if [[ -x $dir/node_modules/.bin/componentize-js && $dir/node_modules/.package-lock.json -nt $dir/package-lock.json ]] &&
         [[ "$("$dir/node_modules/.bin/componentize-js" --version 2>/dev/null)" == "$COMPONENTIZE_JS" ]]; then
         say js "componentize-js $COMPONENTIZE_JS (ready)"
         return
     fi
-    local lock
+    local lock drift status=0
     start
     lock=$(mktemp -t hotswap-package-lock.XXXXXX)
     cp "$dir/package-lock.json" "$lock"
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error >/dev/null) ||
         { rm -f "$lock"; fail js "npm install in $dir failed"; return; }
-    if ! cmp -s "$lock" "$dir/package-lock.json"; then
-        cp "$lock" "$dir/package-lock.json"
+    drift=$(node scripts/npm-lock-drift.js "$lock" "$dir/package-lock.json") || status=$?
+    # The committed lock stays as it is; the install is marked newer than it, so that the next
+    # run finds it ready.
+    cp "$lock" "$dir/package-lock.json"
+    touch "$dir/node_modules/.package-lock.json"
+    if ((status != 0)); then
         rm -f "$lock"
-        fail js "npm install wanted to change $dir/package-lock.json (restored): is package.json in step with it?"
+        fail js "npm install moved locked packages of $dir (lock restored; is package.json in step with it?): ${drift:-the check itself failed}"
         return
     fi
     rm -f "$lock"

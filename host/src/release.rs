@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::code::ModuleVersion;
 use crate::error::{LoadError, SwapError};
 use crate::process::instance::GuestInstance;
+use crate::process::suspension::Suspender;
 use crate::process::{ExitReason, Pid, ProcessHandle};
 use crate::registry::Registry;
 use crate::swap::{Direction, SwapOptions, SwapReport};
@@ -232,7 +233,7 @@ pub(crate) async fn execute(
     let mut suspended: Vec<(Move, Instant, u64)> = Vec::with_capacity(prepared.len());
     let mut instances = Vec::with_capacity(prepared.len());
     for (step, instance) in prepared {
-        if let Err(error) = step.handle.suspend().await {
+        if let Err(error) = step.handle.suspend_by(Suspender::Release).await {
             resume_all(suspended.iter().map(|(s, ..)| &s.handle)).await;
             let reason = match error {
                 crate::error::ControlError::Exited { reason, .. } => reason,
@@ -298,7 +299,7 @@ pub(crate) async fn execute(
     }
     let mut reports = Vec::with_capacity(suspended.len());
     for ((step, suspended_at, queued_before), report) in suspended.iter().zip(committed) {
-        let _ = step.handle.resume().await;
+        let _ = step.handle.resume_by(Suspender::Release).await;
         if let Some(mut report) = report {
             report.pause = suspended_at.elapsed();
             report.queued_during_pause = step.handle.status.enqueued() - queued_before;
@@ -325,6 +326,6 @@ pub(crate) async fn execute(
 async fn resume_all<'a>(handles: impl Iterator<Item = &'a ProcessHandle>) {
     for handle in handles {
         // A process that exited meanwhile has nothing to resume.
-        let _ = handle.resume().await;
+        let _ = handle.resume_by(Suspender::Release).await;
     }
 }

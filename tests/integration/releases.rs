@@ -252,3 +252,86 @@ async fn a_hand_built_release_is_checked_like_a_file() {
         "release twice: module \"kv\" is named twice"
     );
 }
+
+/// `kv-1` on module `kv` and `kv-2` on module `cache`, both kv "0", with hostile-migrate
+/// loaded (not yet running) under both names, for a release that names its vsn.
+async fn two_modules_and_hostile_migrate() -> (Node, ProcessRef, ProcessRef) {
+    let node = Node::new(Policy::default()).expect("node");
+    for module in ["kv", "cache"] {
+        node.load_file(module, guest("kv-v0")).await.expect("v0");
+    }
+    for (module, name) in [("kv", "kv-1"), ("cache", "kv-2")] {
+        node.spawn(SpawnSpec::new(module).name(name))
+            .await
+            .expect("spawn");
+    }
+    for module in ["kv", "cache"] {
+        node.load_file(module, guest("hostile-migrate"))
+            .await
+            .expect("hostile-migrate");
+    }
+    (node, ProcessRef::from("kv-1"), ProcessRef::from("kv-2"))
+}
+
+/// A release to hostile-migrate: `kv` adopts its state at once, `cache` works 200 ms first.
+fn one_fast_one_slow() -> Release {
+    release(
+        "name = \"fast-and-slow\"\n\
+         [[module]]\nname = \"kv\"\nvsn = \"hostile-migrate\"\n\
+         [[module]]\nname = \"cache\"\nvsn = \"hostile-migrate\"\nextra = \"slow\"\n",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_between_stage_and_commit_waits_for_the_commit() {
+    capture_guest_logs();
+    let (node, fast, slow) = two_modules_and_hostile_migrate().await;
+    let release = one_fast_one_slow();
+    let upgrade = {
+        let node = node.clone();
+        tokio::spawn(async move { node.upgrade(&release).await })
+    };
+    // `kv-1` adopts its state at once and waits for the commit while `kv-2` migrates.
+    logged(
+        node.whereis("kv-2").expect("registered"),
+        "migrating slowly",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    node.resume(&fast).await.expect("an operator's resume");
+    let late = {
+        let (node, fast) = (node.clone(), fast.clone());
+        tokio::spawn(async move { put(&node, &fast, "late", json!(1)).await })
+    };
+    upgrade
+        .await
+        .expect("release task")
+        .expect("release commits");
+    assert_eq!(late.await.expect("put"), Value::Null, "a fresh key");
+    assert_eq!(vsn(&node, &fast), "hostile-migrate");
+    assert_eq!(
+        state(&node, &fast).await,
+        json!({"entries": {"late": 1}}),
+        "the put went to the committed instance, not to the one the commit replaced"
+    );
+    assert_eq!(vsn(&node, &slow), "hostile-migrate");
+}
+
+#[tokio::test]
+async fn a_release_leaves_an_operators_suspension_alone() {
+    let (node, fast, slow) = two_modules_and_hostile_migrate().await;
+    node.suspend(&fast).await.expect("suspend");
+    node.upgrade(&one_fast_one_slow()).await.expect("release");
+    let suspended: Vec<bool> = [&fast, &slow]
+        .iter()
+        .map(|target| node.process(target).expect("alive").describe().suspended)
+        .collect();
+    assert_eq!(
+        suspended,
+        [true, false],
+        "kv-1 stays suspended, kv-2 is resumed"
+    );
+    node.resume(&fast).await.expect("resume");
+    assert_eq!(put(&node, &fast, "a", json!(1)).await, Value::Null);
+    assert_eq!(vsn(&node, &fast), "hostile-migrate");
+}

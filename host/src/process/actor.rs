@@ -4,7 +4,7 @@
 //! before taking the next: this is what makes a swap, a state read or a stop happen between
 //! two messages, never inside one. A guest trap ends the loop with the trap as exit reason.
 //! A process whose policy says so hibernates when idle (`hibernation.rs`) and comes back
-//! here, with a fresh instance, at its next message.
+//! here, with a fresh instance, at its next message or control signal.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,6 +19,7 @@ use crate::process::hibernation;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::Envelope;
 use crate::process::status::ProcessStatus;
+use crate::process::suspension::Holds;
 use crate::process::{ExitReason, ProcessHandle};
 use crate::registry::Registry;
 use crate::swap::{self, StageFailure, Staged};
@@ -30,8 +31,9 @@ pub(crate) struct ProcessActor {
     mailbox: mpsc::Receiver<Envelope>,
     control: mpsc::Receiver<Control>,
     registry: Arc<Registry>,
-    /// While set, user messages wait in the mailbox; control signals are still served.
-    suspended: bool,
+    /// While anyone holds them, user messages wait in the mailbox; control signals are
+    /// still served.
+    holds: Holds,
     /// A new instance that accepted the state, waiting for its release to commit or abort.
     staged: Option<Staged>,
     /// The guest refused to write its state for hibernation; it stays awake until it has
@@ -87,7 +89,7 @@ impl ProcessActor {
             mailbox,
             control,
             registry,
-            suspended: false,
+            holds: Holds::default(),
             staged: None,
             hibernation_refused: false,
             retired: None,
@@ -120,7 +122,7 @@ impl ProcessActor {
     /// Whether the process may hibernate when idle: its policy says so, and it is not in
     /// the middle of anything (a suspension, a staged release) or refused last time.
     fn may_hibernate(&self) -> Option<Duration> {
-        let busy = self.suspended || self.staged.is_some() || self.hibernation_refused;
+        let busy = self.holds.any() || self.staged.is_some() || self.hibernation_refused;
         self.status.policy.hibernate_after.filter(|_| !busy)
     }
 
@@ -154,7 +156,7 @@ impl ProcessActor {
             let flow = tokio::select! {
                 biased;
                 Some(signal) = self.control.recv() => Box::pin(self.serve_control(signal)).await,
-                Some(envelope) = self.mailbox.recv(), if !self.suspended => {
+                Some(envelope) = self.mailbox.recv(), if !self.holds.any() => {
                     self.serve_message(envelope).await
                 }
                 () = std::future::ready(()), if self.retired.is_some() => {
@@ -163,7 +165,9 @@ impl ProcessActor {
                     }
                     Flow::Continue
                 }
-                () = idle_for(idle_after) => return (self, Pause::Idle),
+                // Disabled, not pending, without a policy: `else` must still see every
+                // channel closed.
+                () = idle_for(idle_after), if idle_after.is_some() => return (self, Pause::Idle),
                 else => Flow::Exit(ExitReason::Shutdown),
             };
             if let Flow::Exit(reason) = flow {
@@ -335,15 +339,16 @@ impl ProcessActor {
                 let _ = reply.send(());
                 Flow::Continue
             }
-            Control::Suspend { reply } => {
-                self.suspended = true;
+            Control::Suspend { by, reply } => {
+                self.holds.suspend(by);
                 self.status.suspended.store(true, Ordering::Release);
                 let _ = reply.send(());
                 Flow::Continue
             }
-            Control::Resume { reply } => {
-                self.suspended = false;
-                self.status.suspended.store(false, Ordering::Release);
+            Control::Resume { by, reply } => {
+                self.holds.resume(by);
+                let held = self.holds.any();
+                self.status.suspended.store(held, Ordering::Release);
                 let _ = reply.send(());
                 Flow::Continue
             }

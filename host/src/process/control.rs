@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 use crate::error::{ControlError, SwapError};
 use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
 use crate::process::instance::GuestInstance;
+use crate::process::suspension::Suspender;
 use crate::swap::{SwapOptions, SwapReport};
 
 pub(crate) enum Control {
@@ -41,10 +42,17 @@ pub(crate) enum Control {
     },
     /// Drop the staged instance, if any; the current one serves on.
     Abort { reply: oneshot::Sender<()> },
-    /// Stop serving user messages (they queue); control signals are still served.
-    Suspend { reply: oneshot::Sender<()> },
-    /// Serve user messages again.
-    Resume { reply: oneshot::Sender<()> },
+    /// Stop serving user messages (they queue) until `by` resumes; control signals are
+    /// still served.
+    Suspend {
+        by: Suspender,
+        reply: oneshot::Sender<()>,
+    },
+    /// Let go of `by`'s hold: user messages are served again once no one holds them.
+    Resume {
+        by: Suspender,
+        reply: oneshot::Sender<()>,
+    },
     /// The current state blob (`snapshot`).
     GetState {
         reply: oneshot::Sender<Result<Vec<u8>, ControlError>>,

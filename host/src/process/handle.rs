@@ -12,6 +12,7 @@ use crate::process::control::Control;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::Envelope;
 use crate::process::status::ProcessStatus;
+use crate::process::suspension::Suspender;
 use crate::process::{ExitReason, Pid, ProcessInfo};
 use crate::swap::{SwapOptions, SwapReport};
 
@@ -182,14 +183,23 @@ impl ProcessHandle {
     /// Stops serving user messages after the one in hand; they queue until `resume`.
     /// Control requests are still served. Idempotent.
     pub async fn suspend(&self) -> Result<(), ControlError> {
-        self.signal(|reply| Control::Suspend { reply })
+        self.suspend_by(Suspender::Operator).await
+    }
+
+    /// Serves user messages again, unless a release holds them until it commits or aborts.
+    /// Idempotent.
+    pub async fn resume(&self) -> Result<(), ControlError> {
+        self.resume_by(Suspender::Operator).await
+    }
+
+    pub(crate) async fn suspend_by(&self, by: Suspender) -> Result<(), ControlError> {
+        self.signal(|reply| Control::Suspend { by, reply })
             .await
             .map_err(|reason| self.control_exited(reason))
     }
 
-    /// Serves user messages again. Idempotent.
-    pub async fn resume(&self) -> Result<(), ControlError> {
-        self.signal(|reply| Control::Resume { reply })
+    pub(crate) async fn resume_by(&self, by: Suspender) -> Result<(), ControlError> {
+        self.signal(|reply| Control::Resume { by, reply })
             .await
             .map_err(|reason| self.control_exited(reason))
     }

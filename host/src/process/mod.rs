@@ -14,6 +14,7 @@ mod hibernation;
 pub(crate) mod instance;
 pub(crate) mod mailbox;
 pub(crate) mod status;
+pub(crate) mod suspension;
 
 pub use exit::ExitReason;
 pub use handle::ProcessHandle;

@@ -9,7 +9,7 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::bindings::Process;
-use crate::code::file_hashes::FileStamp;
+use crate::code::file_hashes::{FileStamp, read_stamped};
 use crate::code::{CompileCache, Loader, ModuleStore, ModuleSummary, ModuleVersion};
 use crate::engine::{Allocation, new_engine};
 use crate::error::{CallError, ControlError, LoadError, NodeError, SpawnError, SwapError};
@@ -167,8 +167,8 @@ impl Node {
         let path = path.as_ref();
         let source = path.display().to_string();
         let loader = &self.inner.loader;
-        let stamp = FileStamp::of(path).ok();
-        if let Some(hash) = stamp.as_ref().and_then(|stamp| loader.recall(stamp)) {
+        let known = FileStamp::of(path).ok();
+        if let Some(hash) = known.as_ref().and_then(|stamp| loader.recall(stamp)) {
             if let Some(loaded) = self.inner.modules.by_hash(name, &hash) {
                 return Ok(loaded);
             }
@@ -176,8 +176,10 @@ impl Node {
                 return Ok(self.register(version));
             }
         }
-        let bytes = tokio::fs::read(path)
+        let owned = path.to_path_buf();
+        let (bytes, stamp) = tokio::task::spawn_blocking(move || read_stamped(&owned))
             .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join)))
             .map_err(|source| LoadError::Read {
                 path: path.to_path_buf(),
                 source,

@@ -5,15 +5,21 @@
 //!
 //! A file is known by its canonical path, device, inode, size, and modification and change
 //! times to the nanosecond. Any write to the file changes its change time, which no
-//! unprivileged program can set back; a file replaced by a rename has a new inode. The one
-//! gap is a write within the same timestamp tick as the read that was hashed (filesystem
-//! clocks tick in milliseconds, some in seconds): a file is remembered only when its change
-//! time is [`SETTLED`] in the past, and only if `stat` says the same before and after it was
-//! read. An unsettled file is hashed on every load, as if there were no index.
+//! unprivileged program can set back; a file replaced by a rename has a new inode. The
+//! stamp that is remembered comes from the open file that was read ([`read_stamped`]), not
+//! from the path, so a path re-pointed meanwhile (a symlink flipped by a deploy, a file
+//! renamed over) cannot pair one file's stamp with another's bytes. The one gap is a write
+//! within the same timestamp tick as the read (filesystem clocks tick in milliseconds, some
+//! in seconds): a file is remembered only if its change time was [`SETTLED`] in the past
+//! when it was first stamped (git's racy-clean rule), and only if the open file's `stat`
+//! says the same before and after the read. Any other file is hashed on every load, as if
+//! there were no index.
 //!
 //! The entries live beside the compiled code in the cache directory (private, 0700); a
 //! damaged or unreadable entry is a miss.
 
+use std::fs::{File, Metadata};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,19 +39,52 @@ pub struct FileHashes {
     settled: Duration,
 }
 
-/// What `stat` says of a file, as far as its contents go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What `stat` says of a file, as far as its contents go, and when it was asked.
+#[derive(Debug, Clone)]
 pub struct FileStamp {
     path: PathBuf,
     stamp: String,
     changed: SystemTime,
+    taken: SystemTime,
+}
+
+/// Two stamps are equal when they describe the same contents, whenever they were taken.
+impl PartialEq for FileStamp {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.stamp == other.stamp
+    }
+}
+
+impl Eq for FileStamp {}
+
+/// Reads the file at `path`, and stamps what was read when the index may remember it: the
+/// stamp is taken from the open file before and after the read, and is `None` if the two
+/// differ (it changed while it was read) or the path has no canonical form.
+pub fn read_stamped(path: &Path) -> std::io::Result<(Vec<u8>, Option<FileStamp>)> {
+    let taken = SystemTime::now();
+    let mut file = File::open(path)?;
+    let before = file.metadata()?;
+    let mut bytes = Vec::with_capacity(usize::try_from(before.size()).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    let after = file.metadata()?;
+    let stamp = std::fs::canonicalize(path).ok().and_then(|canonical| {
+        let before = FileStamp::from_metadata(canonical.clone(), &before, taken);
+        let after = FileStamp::from_metadata(canonical, &after, taken);
+        (before == after).then_some(before)
+    });
+    Ok((bytes, stamp))
 }
 
 impl FileStamp {
     /// Stamps the file at `path` (canonicalized, so that two spellings share an entry).
     pub fn of(path: &Path) -> std::io::Result<Self> {
+        let taken = SystemTime::now();
         let path = std::fs::canonicalize(path)?;
         let meta = std::fs::metadata(&path)?;
+        Ok(Self::from_metadata(path, &meta, taken))
+    }
+
+    fn from_metadata(path: PathBuf, meta: &Metadata, taken: SystemTime) -> Self {
         let stamp = format!(
             "{} {} {} {}.{:09} {}.{:09}",
             meta.dev(),
@@ -64,18 +103,19 @@ impl FileStamp {
                     meta.ctime_nsec().clamp(0, 999_999_999) as u32,
                 ))
             })
-            // Before 1970: treat as changing now, so it is never remembered.
-            .unwrap_or_else(SystemTime::now);
-        Ok(Self {
+            // Before 1970: treat as changing when stamped, so it is never remembered.
+            .unwrap_or(taken);
+        Self {
             path,
             stamp,
             changed,
-        })
+            taken,
+        }
     }
 
-    /// Whether the file last changed at least `settled` ago.
+    /// Whether the file had last changed at least `settled` before it was stamped.
     fn is_settled(&self, settled: Duration) -> bool {
-        SystemTime::now()
+        self.taken
             .duration_since(self.changed)
             .is_ok_and(|age| age >= settled)
     }
@@ -115,18 +155,16 @@ impl FileHashes {
         is_sha256.then(|| hash.to_string())
     }
 
-    /// Records `hash` for the file that `before` stamped, if it has settled and `stat`
-    /// still says the same (it did not change while it was read).
-    pub fn remember(&self, before: &FileStamp, hash: &str) {
-        if !before.is_settled(self.settled)
-            || FileStamp::of(&before.path).ok().as_ref() != Some(before)
-        {
+    /// Records `hash` for the contents `stamp` describes (from [`read_stamped`]), if the
+    /// file had settled when it was stamped.
+    pub fn remember(&self, stamp: &FileStamp, hash: &str) {
+        if !stamp.is_settled(self.settled) {
             return;
         }
-        let entry = self.entry(&before.path);
+        let entry = self.entry(&stamp.path);
         let partial = entry.with_extension(format!("partial-{}", std::process::id()));
         let written = super::cache::create_private_dir(&self.dir)
-            .and_then(|()| std::fs::write(&partial, before.entry_text(hash)))
+            .and_then(|()| std::fs::write(&partial, stamp.entry_text(hash)))
             .and_then(|()| std::fs::rename(&partial, &entry));
         if let Err(error) = written {
             tracing::debug!(entry = %entry.display(), %error, "cannot remember a file's hash");
@@ -143,26 +181,40 @@ mod tests {
     /// Longer than a coarse filesystem clock tick, so that a rewrite shows in the stamp.
     const TICK: Duration = Duration::from_millis(20);
 
+    fn temp_dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hotswap-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn settled_after(dir: &Path, settled: Duration) -> FileHashes {
+        FileHashes {
+            settled,
+            ..FileHashes::new(dir)
+        }
+    }
+
     #[test]
     fn an_unchanged_file_is_recalled_and_any_write_forgets_it() {
-        let dir = std::env::temp_dir().join(format!("hotswap-file-hashes-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_dir("file-hashes");
         let path = dir.join("kv.wasm");
         std::fs::write(&path, "one").unwrap();
-        let stamp = FileStamp::of(&path).unwrap();
+        let (bytes, stamp) = read_stamped(&path).unwrap();
+        assert_eq!(bytes, b"one");
+        let stamp = stamp.expect("unchanged while read");
 
         // A file that changed just now is not remembered: a write in the same tick would
         // not show in its stamp.
         let strict = FileHashes::new(&dir);
         strict.remember(&stamp, HASH);
-        assert_eq!(strict.recall(&stamp), None);
+        assert_eq!(strict.recall(&FileStamp::of(&path).unwrap()), None);
 
-        let index = FileHashes {
-            settled: Duration::ZERO,
-            ..FileHashes::new(&dir)
-        };
+        let index = settled_after(&dir, Duration::ZERO);
         index.remember(&stamp, HASH);
-        assert_eq!(index.recall(&stamp).as_deref(), Some(HASH));
+        assert_eq!(
+            index.recall(&FileStamp::of(&path).unwrap()).as_deref(),
+            Some(HASH)
+        );
         let respelled = FileStamp::of(&dir.join(".").join("kv.wasm")).unwrap();
         assert_eq!(index.recall(&respelled).as_deref(), Some(HASH));
 
@@ -173,17 +225,58 @@ mod tests {
         assert_ne!(rewritten, stamp);
         assert_eq!(index.recall(&rewritten), None);
 
-        // A file that changed while it was read is not remembered under its old stamp.
-        std::thread::sleep(TICK);
-        std::fs::write(&path, "six").unwrap();
-        index.remember(&rewritten, HASH);
-        assert_eq!(index.recall(&rewritten), None);
-
         // A damaged entry is a miss.
-        let current = FileStamp::of(&path).unwrap();
-        index.remember(&current, HASH);
-        std::fs::write(index.entry(&current.path), "garbage").unwrap();
-        assert_eq!(index.recall(&current), None);
+        index.remember(&rewritten, HASH);
+        assert_eq!(index.recall(&rewritten).as_deref(), Some(HASH));
+        std::fs::write(index.entry(&rewritten.path), "garbage").unwrap();
+        assert_eq!(index.recall(&rewritten), None);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn settled_means_settled_when_stamped_not_when_remembered() {
+        let dir = temp_dir("file-hashes-settled");
+        let path = dir.join("kv.wasm");
+        std::fs::write(&path, "one").unwrap();
+        let index = settled_after(&dir, 10 * TICK);
+        let (_, fresh) = read_stamped(&path).unwrap();
+        // A long compile between the read and the remember does not settle the read.
+        std::thread::sleep(20 * TICK);
+        index.remember(&fresh.unwrap(), HASH);
+        assert_eq!(index.recall(&FileStamp::of(&path).unwrap()), None);
+        let (_, settled) = read_stamped(&path).unwrap();
+        index.remember(&settled.unwrap(), HASH);
+        assert_eq!(
+            index.recall(&FileStamp::of(&path).unwrap()).as_deref(),
+            Some(HASH)
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_file_read_through_a_symlink_is_known_as_its_target() {
+        let dir = temp_dir("file-hashes-symlink");
+        let (v1, v2, current) = (
+            dir.join("v1.wasm"),
+            dir.join("v2.wasm"),
+            dir.join("current"),
+        );
+        std::fs::write(&v1, "one").unwrap();
+        std::fs::write(&v2, "two").unwrap();
+        std::os::unix::fs::symlink(&v1, &current).unwrap();
+        let index = settled_after(&dir, Duration::ZERO);
+        let (bytes, stamp) = read_stamped(&current).unwrap();
+        assert_eq!(bytes, b"one");
+        index.remember(&stamp.unwrap(), HASH);
+        assert_eq!(
+            index.recall(&FileStamp::of(&v1).unwrap()).as_deref(),
+            Some(HASH)
+        );
+
+        // The deploy flips the link: the same path now names a file the index never read.
+        std::fs::remove_file(&current).unwrap();
+        std::os::unix::fs::symlink(&v2, &current).unwrap();
+        assert_eq!(index.recall(&FileStamp::of(&current).unwrap()), None);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

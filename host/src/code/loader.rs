@@ -67,7 +67,10 @@ impl Loader {
         self.file_hashes.as_ref()?.recall(stamp)
     }
 
-    /// Remembers that the file `stamp` described (before it was read) hashes to `hash`.
+    /// Remembers that the contents `stamp` describes (as [`read_stamped`] read them) hash
+    /// to `hash`.
+    ///
+    /// [`read_stamped`]: crate::code::file_hashes::read_stamped
     pub fn remember(&self, stamp: &FileStamp, hash: &str) {
         if let Some(file_hashes) = &self.file_hashes {
             file_hashes.remember(stamp, hash);

@@ -87,6 +87,22 @@ pub fn guest_lines(pid: Pid) -> Vec<GuestLine> {
         .collect()
 }
 
+/// Waits (up to 10 s) until `pid` has logged a line containing `text`: how a test knows
+/// that a guest has reached a point, without guessing how long it takes to get there.
+pub async fn logged(pid: Pid, text: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !guest_lines(pid)
+        .iter()
+        .any(|line| line.message.contains(text))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pid {pid} did not log {text:?} within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 fn lines() -> std::sync::MutexGuard<'static, Vec<GuestLine>> {
     GUEST_LINES
         .get_or_init(Mutex::default)

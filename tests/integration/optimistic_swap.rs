@@ -2,8 +2,6 @@
 //! on, and the pause only commits; a message served meanwhile sends the swap the classic
 //! way, and is not lost.
 
-use std::time::Duration;
-
 use hotswap::SwapOptions;
 use serde_json::json;
 
@@ -25,7 +23,9 @@ async fn an_idle_process_is_migrated_before_the_pause() {
 
 #[tokio::test]
 async fn a_message_served_during_the_migration_sends_the_swap_the_classic_way() {
+    capture_guest_logs();
     let (node, kv) = node_with_kv().await;
+    let pid = node.whereis("kv").expect("registered");
     put(&node, &kv, "a", json!(1)).await;
     let slow = node
         .load_file("kv", guest("hostile-migrate"))
@@ -42,7 +42,7 @@ async fn a_message_served_during_the_migration_sends_the_swap_the_classic_way() 
         })
     };
     // The new instance migrates for 200 ms; the old one serves this meanwhile.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    logged(pid, "migrating slowly").await;
     assert_eq!(put(&node, &kv, "a", json!(2)).await, json!(1));
     assert_eq!(vsn(&node, &kv), "0", "served by the old version");
 

@@ -10,7 +10,7 @@
 //! | `recurse`   | recurses until the stack overflows                              |
 //! | `trap`      | panics (a trap)                                                 |
 //! | `error`     | returns an `Err` that names the extra                           |
-//! | `slow`      | works for 200 ms, then adopts the state like kv                 |
+//! | `slow`      | logs `migrating slowly`, works 200 ms, then adopts like kv     |
 //! | anything else, or none | adopts the kv state `{"entries":{...}}`, like kv     |
 //!
 //! (`extra` is compared after trimming ASCII whitespace.) `slow` is not hostile: it gives
@@ -96,6 +96,7 @@ impl GenServer for Migrate {
                 panic!("hostile-migrate traps in code_change on purpose ({direction})")
             }
             b"slow" => {
+                log::info(&format!("code_change ({direction}) migrating slowly"));
                 let started = std::time::Instant::now();
                 while started.elapsed() < SLOW_MIGRATION {
                     black_box(started);

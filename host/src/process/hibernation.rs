@@ -10,10 +10,13 @@
 //!
 //! A guest that refuses to write its state stays awake until it has served another
 //! message. One that traps in `snapshot`, or cannot adopt its own state on waking, exits
-//! with that as its reason, as it would have on a swap.
+//! with that as its reason, as it would have on a swap. A wake that cannot instantiate
+//! (a pool briefly full of swap targets) tries [`WAKE_ATTEMPTS`] times, backing off, before
+//! the process exits with the reason; its state is then lost, as a crashed process's is.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use crate::bindings::Change;
 use crate::code::ModuleVersion;
@@ -22,6 +25,9 @@ use crate::process::actor::{Flow, Parts, ProcessActor, record_exit};
 use crate::process::control::Control;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::Envelope;
+
+/// How many times a wake tries to instantiate; it waits 1, 4, then 16 ms between tries.
+const WAKE_ATTEMPTS: u32 = 4;
 
 /// A process without an instance: its parts, its version and its state.
 struct Asleep {
@@ -121,14 +127,22 @@ impl Asleep {
             callback: callback.to_string(),
             cause: format!("waking from hibernation: {cause}"),
         };
-        let mut instance = GuestInstance::instantiate(
-            &self.version,
-            status.pid,
-            self.parts.registry.clone(),
-            policy,
-        )
-        .await
-        .map_err(|cause| failed("instantiate", cause))?;
+        let mut attempt = 1;
+        let mut instance = loop {
+            let registry = self.parts.registry.clone();
+            match GuestInstance::instantiate(&self.version, status.pid, registry, policy).await {
+                Ok(instance) => break instance,
+                Err(cause) if attempt == WAKE_ATTEMPTS => {
+                    let cause = format!("{cause} (tried {WAKE_ATTEMPTS} times)");
+                    return Err(failed("instantiate", cause));
+                }
+                Err(cause) => {
+                    tracing::debug!(pid = status.pid, attempt, %cause, "cannot wake yet");
+                    tokio::time::sleep(Duration::from_millis(4u64.pow(attempt - 1))).await;
+                    attempt += 1;
+                }
+            }
+        };
         let own = Change::Upgrade(self.version.vsn.to_string());
         match instance
             .code_change(&own, &self.state, &[], policy.swap_time_limit)

@@ -92,10 +92,20 @@ impl GuestInstance {
             // Within budget: let the other processes on this worker thread run, then go on.
             _ => Ok(UpdateDeadline::Yield(1)),
         });
-        arm(&mut store, "instantiate", policy.swap_time_limit, None);
-        let bindings = module.pre.instantiate_async(&mut store).await;
+        // A component's start functions are guest code too: a hostile one that blocks in a
+        // host call must not hang a spawn, a swap's preparation or a wake.
+        let limit = policy.swap_time_limit;
+        let backstop = arm(&mut store, "instantiate", limit, None);
+        let bindings = guarded(backstop, module.pre.instantiate_async(&mut store)).await;
         store.data_mut().budget = None;
-        let bindings = bindings.map_err(|e| describe("instantiate", &e, &store).cause)?;
+        let bindings = match bindings {
+            Some(bindings) => bindings.map_err(|e| describe("instantiate", &e, &store).cause)?,
+            None => {
+                return Err(format!(
+                    "exceeded {limit:?} in instantiate (stuck in a host call, so the instance was abandoned)"
+                ));
+            }
+        };
         Ok(Self {
             fuel_per_call,
             store,

@@ -7,9 +7,12 @@
 //!
 //! A node that runs many processes uses the pooling allocator: every instance slot is
 //! reserved up front (address space only), memories are copy-on-write images of the
-//! component's data, and instantiating is a few page-table operations. Reservations are
-//! kept to the largest memory a process may have, so that 100,000 slots fit in the address
-//! space; guests then pay an explicit bounds check on memory accesses.
+//! component's data, and instantiating is a few page-table operations. A pool of up to
+//! 4,096 instances reserves the whole 4 GiB a 32-bit memory can address, so that guard pages
+//! catch every stray access and guest code checks no bounds; a larger one (100,000 slots
+//! do not fit in the address space that way), or a process whose address space is limited
+//! (`ulimit -v`), keeps each reservation to the largest memory a process may have, and
+//! guests pay an explicit bounds check on memory accesses.
 
 use std::thread;
 use std::time::Duration;
@@ -81,19 +84,28 @@ pub fn new_engine(allocation: Allocation, fuel: bool) -> Result<Engine, NodeErro
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let memories = u64::from(instances.saturating_mul(2));
         if memories.saturating_mul(FULL_RESERVATION) <= ADDRESS_SPACE_FOR_MEMORIES {
-            // Every 32-bit address is reserved: the guard pages catch what is out of
-            // bounds and compiled code checks nothing.
             config.memory_reservation(FULL_RESERVATION);
-        } else {
-            config
-                .memory_reservation(max_memory as u64)
-                .memory_guard_size(64 << 10)
-                .memory_reservation_for_growth(0);
+            match Engine::new(&config) {
+                Ok(engine) => return Ok(started(engine)),
+                Err(error) => tracing::info!(
+                    error = %format!("{error:#}"),
+                    "cannot reserve 4 GiB per memory; using small reservations"
+                ),
+            }
         }
+        config
+            .memory_reservation(max_memory as u64)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(0);
     }
     let engine = Engine::new(&config).map_err(|e| NodeError::Engine(format!("{e:#}")))?;
+    Ok(started(engine))
+}
+
+/// `engine`, with its epoch ticker running.
+fn started(engine: Engine) -> Engine {
     start_epoch_ticker(&engine);
-    Ok(engine)
+    engine
 }
 
 fn start_epoch_ticker(engine: &Engine) {

@@ -1,12 +1,16 @@
 //! The hot swap protocol, after OTP's `sys:change_code`, made transactional.
 //!
 //! The caller prepares the new instance in a fresh `Store` before anything pauses (see
-//! `Node::swap`); the actor then, between two messages, takes the old instance's
-//! `snapshot`, hands it to the new instance's `code-change` (*stage*), and *commits* only if
-//! that succeeded. A single swap stages and commits in one pause; a release (`release.rs`)
-//! stages every process first and commits all of them or none. The pause is those two guest calls; a failure at either drops the new
-//! instance and leaves the old one serving, untouched (a trap in the *old* instance's
-//! `snapshot` is the one exception: that instance is dead, and so is the process).
+//! `Node::swap`). This module holds the classic swap: the actor, between two messages,
+//! takes the old instance's `snapshot`, hands it to the new instance's `code-change`
+//! (*stage*), and *commits* only if that succeeded. A single swap stages and commits in one
+//! pause; a release (`release.rs`) stages every process first and commits all of them or
+//! none. The pause is those two guest calls; a failure at either drops the new instance and
+//! leaves the old one serving, untouched (a trap in the *old* instance's `snapshot` is the
+//! one exception: that instance is dead, and so is the process).
+//!
+//! A single swap first tries the optimistic way (`optimistic_swap.rs`), which runs
+//! `code-change` before the pause, and comes here when the process moved on meanwhile.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -51,8 +55,10 @@ pub struct SwapReport {
     pub from_vsn: String,
     pub to_vsn: String,
     pub direction: Direction,
-    /// How long the mailbox was not served: `snapshot` plus `code-change` plus the commit
-    /// (for a release: from this process's suspension to its resumption).
+    /// How long the mailbox was not served: `snapshot` plus `code-change` plus the commit;
+    /// `snapshot` plus the commit when `code-change` ran before the pause
+    /// ([`migrated_before_pause`](Self::migrated_before_pause)); for a release, from this
+    /// process's suspension to its resumption.
     #[serde(with = "micros", rename = "pause_us")]
     pub pause: Duration,
     /// From the request to the reply, loading and instantiating included.

@@ -69,7 +69,7 @@ impl ProcessContext {
     }
 
     /// Starts the budget of one guest call, and forgets what earlier calls wrote to stderr.
-    /// Starts the budget of a guest call; returns its deadline.
+    /// Returns the call's deadline.
     pub fn begin_call(&mut self, callback: &'static str, limit: Duration) -> Instant {
         let deadline = Instant::now() + limit;
         self.budget = Some(CallBudget {

@@ -12,19 +12,19 @@
 //! A single swap first tries the optimistic way (`optimistic_swap.rs`), which runs
 //! `code-change` before the pause, and comes here when the process moved on meanwhile.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use std::sync::Arc;
-
 use crate::bindings::Change;
 use crate::code::ModuleVersion;
 use crate::error::SwapError;
 use crate::process::actor::{Flow, ProcessActor};
 use crate::process::instance::{GuestInstance, GuestTrap};
+use crate::process::status::ProcessStatus;
 use crate::process::{ExitReason, Pid};
 
 /// Which way a swap goes; the new instance's `code-change` is told, with the vsn being left.
@@ -218,22 +218,40 @@ pub(crate) fn snapshot_trapped(pid: Pid, from: &ModuleVersion, trap: &GuestTrap)
 /// the timings left for the caller to fill in; the old instance is dropped once the
 /// mailbox is empty, not in the pause.
 pub(crate) fn commit(actor: &mut ProcessActor, staged: Staged) -> SwapReport {
-    let to = staged.instance.module().clone();
-    let old = std::mem::replace(&mut actor.instance, staged.instance);
-    actor.status.set_running(to.clone());
-    actor.status.commits.fetch_add(1, Ordering::AcqRel);
+    let Staged {
+        instance,
+        from,
+        direction,
+        state_bytes,
+    } = staged;
+    let to = instance.module().clone();
+    let old = std::mem::replace(&mut actor.instance, instance);
     actor.retire(old);
+    record_commit(&actor.status, &from, &to, direction, state_bytes)
+}
+
+/// Records in `status` that the process now runs `to`, and reports it, with the timings
+/// left for the caller to fill in.
+pub(crate) fn record_commit(
+    status: &ProcessStatus,
+    from: &ModuleVersion,
+    to: &Arc<ModuleVersion>,
+    direction: Direction,
+    state_bytes: usize,
+) -> SwapReport {
+    status.set_running(to.clone());
+    status.commits.fetch_add(1, Ordering::AcqRel);
     SwapReport {
-        pid: actor.status.pid,
-        name: actor.status.name.clone(),
+        pid: status.pid,
+        name: status.name.clone(),
         module: to.name.to_string(),
-        from_vsn: staged.from.vsn.to_string(),
+        from_vsn: from.vsn.to_string(),
         to_vsn: to.vsn.to_string(),
-        direction: staged.direction,
+        direction,
         pause: Duration::ZERO,
         total: Duration::ZERO,
         queued_during_pause: 0,
-        state_bytes: staged.state_bytes,
+        state_bytes,
         migrated_before_pause: false,
     }
 }

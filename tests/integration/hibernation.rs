@@ -69,15 +69,18 @@ async fn an_idle_process_hibernates_and_every_message_wakes_it_with_its_state() 
 }
 
 #[tokio::test]
-async fn signals_wake_it_too_a_swap_a_state_read_and_a_stop() {
+async fn a_state_read_is_answered_asleep_and_a_swap_wakes_it_on_the_new_version() {
     let node = Node::new(Policy::default()).expect("node");
     let kv = sleepy_kv(&node, "kv", "kv-v0").await;
     put(&node, &kv, "a", json!(1)).await;
 
     until_hibernating(&node, &kv).await;
     assert_eq!(state(&node, &kv).await, json!({"entries": {"a": 1}}));
+    assert!(
+        info(&node, &kv).hibernating,
+        "a state read does not wake it"
+    );
 
-    until_hibernating(&node, &kv).await;
     let report = node
         .swap_file(&kv, guest("kv-v1"), SwapOptions::default())
         .await
@@ -86,6 +89,10 @@ async fn signals_wake_it_too_a_swap_a_state_read_and_a_stop() {
         (report.from_vsn.as_str(), report.to_vsn.as_str()),
         ("0", "1")
     );
+    assert!(report.migrated_before_pause, "{report:?}");
+    let awake = info(&node, &kv);
+    assert!(!awake.hibernating, "awake on the instance the swap made");
+    assert_eq!(awake.handled, 1, "no message served since the put");
     assert_eq!(get(&node, &kv, "a").await, json!(1));
 
     // It hibernates on its new version, and wakes on it.

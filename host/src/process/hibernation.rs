@@ -8,6 +8,11 @@
 //! KiB instead of an instance. What waking costs is an instantiation and a `code-change`
 //! on the first message, which is why it is off unless a policy turns it on.
 //!
+//! A state read, and the snapshot of an optimistic swap, are answered from the blob without
+//! waking: the blob is what `snapshot` wrote, and nothing has run since. A swap that
+//! migrated that blob then wakes the process on its new instance, so swapping a sleeping
+//! process instantiates once, not twice.
+//!
 //! A guest that refuses to write its state stays awake until it has served another
 //! message. One that traps in `snapshot`, or cannot adopt its own state on waking, exits
 //! with that as its reason, as it would have on a swap. A wake that cannot instantiate
@@ -16,15 +21,19 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use crate::bindings::Change;
 use crate::code::ModuleVersion;
+use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
 use crate::process::ExitReason;
 use crate::process::actor::{Flow, Parts, ProcessActor, record_exit};
 use crate::process::control::Control;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::Envelope;
+use crate::swap::{self, SwapReport};
 
 /// How many times a wake tries to instantiate; it waits 1, 4, then 16 ms between tries.
 const WAKE_ATTEMPTS: u32 = 4;
@@ -79,13 +88,37 @@ pub(crate) async fn hibernate(mut actor: ProcessActor) -> Option<ProcessActor> {
 
 impl Asleep {
     async fn sleep(mut self) -> Option<ProcessActor> {
-        let wake = tokio::select! {
-            biased;
-            Some(signal) = self.parts.control.recv() => Wake::Signal(signal),
-            Some(envelope) = self.parts.mailbox.recv() => Wake::Message(envelope),
-            else => {
-                self.exit(ExitReason::Shutdown, None);
-                return None;
+        let wake = loop {
+            let signal = tokio::select! {
+                biased;
+                Some(signal) = self.parts.control.recv() => signal,
+                Some(envelope) = self.parts.mailbox.recv() => break Wake::Message(envelope),
+                else => {
+                    self.exit(ExitReason::Shutdown, None);
+                    return None;
+                }
+            };
+            match signal {
+                Control::GetState { reply } => {
+                    let _ = reply.send(Ok(self.state.clone()));
+                }
+                Control::MarkedSnapshot { reply } => {
+                    let _ = reply.send(Ok(MarkedSnapshot {
+                        state: self.state.clone(),
+                        from: self.version.clone(),
+                        mark: self.parts.status.mark(),
+                        pause: Duration::ZERO,
+                        queued: 0,
+                    }));
+                }
+                Control::Adopt { adoption, reply } => {
+                    if adoption.mark.holds_at(self.parts.status.mark()) {
+                        return Some(self.wake_adopting(*adoption, reply));
+                    }
+                    swap::abort_instance(adoption.next);
+                    let _ = reply.send(Err(Declined::Stale));
+                }
+                signal => break Wake::Signal(signal),
             }
         };
         let instance = match self.restore().await {
@@ -117,6 +150,34 @@ impl Asleep {
                 None
             }
         }
+    }
+
+    /// Wakes the process on the instance an optimistic swap migrated its blob into: the
+    /// swap's commit, with nothing to retire.
+    fn wake_adopting(
+        self,
+        adoption: Adoption,
+        reply: oneshot::Sender<Result<SwapReport, Declined>>,
+    ) -> ProcessActor {
+        let started = Instant::now();
+        let Parts {
+            status,
+            registry,
+            mailbox,
+            control,
+        } = self.parts;
+        let to = adoption.next.module().clone();
+        let direction = adoption.options.direction;
+        let mut report =
+            swap::record_commit(&status, &self.version, &to, direction, adoption.state_bytes);
+        status.hibernating.store(false, Ordering::Release);
+        report.pause = adoption.paused + started.elapsed();
+        report.queued_during_pause = adoption.queued;
+        report.total = adoption.requested_at.elapsed();
+        report.migrated_before_pause = true;
+        swap::log_committed(&report);
+        let _ = reply.send(Ok(report));
+        ProcessActor::awake(status, adoption.next, registry, mailbox, control)
     }
 
     /// A fresh instance of the version the process slept on, holding its state again.

@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let v0 = node.load_file("kv", format!("{GUESTS}/kv_v0.wasm")).await?;
     let v1 = node.load_file("kv", format!("{GUESTS}/kv_v1.wasm")).await?;
     let policy = Policy {
-        memory_limit: 512 << 20,
+        memory_limit: 256 << 20,
         mailbox_capacity: keys + 16,
         ..Policy::default()
     };

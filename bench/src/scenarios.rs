@@ -135,7 +135,7 @@ pub async fn swap_pause(
 ) -> Result<Metric> {
     let policy = Policy {
         mailbox_capacity: 200_000,
-        memory_limit: 512 << 20,
+        memory_limit: 256 << 20,
         ..Policy::default()
     };
     let target = spawn_kv(node, a, name, policy).await?;

@@ -35,6 +35,8 @@ struct NodeInner {
     modules: ModuleStore,
     registry: Arc<Registry>,
     default_policy: Policy,
+    /// The largest memory a pooled instance may have; `None` without a pool.
+    pool_memory: Option<usize>,
     /// The releases applied, newest last, for `downgrade`. The async lock also makes
     /// releases run one at a time.
     releases: tokio::sync::Mutex<Vec<AppliedRelease>>,
@@ -129,7 +131,11 @@ impl Node {
             allocation,
             fuel,
         } = options;
-        default_policy.validate()?;
+        let pool_memory = match allocation {
+            Allocation::Pooled { max_memory, .. } => Some(max_memory),
+            Allocation::OnDemand => None,
+        };
+        default_policy.validate_for(pool_memory)?;
         let engine = new_engine(allocation, fuel)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -146,6 +152,7 @@ impl Node {
                 modules: ModuleStore::default(),
                 registry,
                 default_policy,
+                pool_memory,
                 releases: tokio::sync::Mutex::default(),
             }),
         })
@@ -252,7 +259,7 @@ impl Node {
         let policy = spec
             .policy
             .unwrap_or_else(|| self.inner.default_policy.clone());
-        policy.validate()?;
+        policy.validate_for(self.inner.pool_memory)?;
         let registry = &self.inner.registry;
         let pid = registry.allocate_pid();
         let mut instance = GuestInstance::instantiate(&version, pid, registry.clone(), &policy)

@@ -72,6 +72,10 @@ pub enum PolicyError {
     MemoryLimit { got: usize, min: usize },
     #[error("fuel_per_call must be at least 1 (leave it out for no fuel bound)")]
     NoFuel,
+    #[error(
+        "memory_limit is {got} bytes, but this node's instance pool holds memories of at most {pool} bytes"
+    )]
+    MemoryOverPool { got: usize, pool: usize },
 }
 
 impl Policy {
@@ -110,6 +114,20 @@ impl Policy {
             return Err(PolicyError::NoFuel);
         }
         Ok(())
+    }
+
+    /// [`validate`](Self::validate), and that a memory may grow to the limit in a node
+    /// whose pooled memories hold at most `pool_memory` bytes: past that, a guest would
+    /// trap on a growth its policy allows.
+    pub fn validate_for(&self, pool_memory: Option<usize>) -> Result<(), PolicyError> {
+        self.validate()?;
+        match pool_memory {
+            Some(pool) if self.memory_limit > pool => Err(PolicyError::MemoryOverPool {
+                got: self.memory_limit,
+                pool,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -177,5 +195,22 @@ mod tests {
         );
         assert!(bad(|p| p.memory_limit = 1000).starts_with("memory_limit must be at least"));
         assert!(bad(|p| p.fuel_per_call = Some(0)).starts_with("fuel_per_call"));
+    }
+
+    #[test]
+    fn a_memory_limit_must_fit_the_pool() {
+        let policy = Policy {
+            memory_limit: 128 << 20,
+            ..Policy::default()
+        };
+        assert_eq!(policy.validate_for(None), Ok(()));
+        assert_eq!(policy.validate_for(Some(128 << 20)), Ok(()));
+        assert_eq!(
+            policy.validate_for(Some(64 << 20)),
+            Err(PolicyError::MemoryOverPool {
+                got: 128 << 20,
+                pool: 64 << 20
+            })
+        );
     }
 }

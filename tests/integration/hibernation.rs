@@ -129,3 +129,28 @@ async fn without_the_policy_nothing_hibernates() {
     tokio::time::sleep(AFTER * 5).await;
     assert!(!info(&node, &kv).hibernating);
 }
+
+#[tokio::test]
+async fn a_process_that_cannot_wake_exits_and_its_waker_hears_why() {
+    let node = Node::new(Policy::default()).expect("node");
+    // Serves like kv, but refuses every code-change, its own state on waking included.
+    let target = sleepy_kv(&node, "refuser", "kv-migrate-error").await;
+    put(&node, &target, "a", json!(1)).await;
+    until_hibernating(&node, &target).await;
+
+    let error = node
+        .call(
+            &target,
+            br#"{"op":"get","key":"a"}"#.to_vec(),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect_err("it cannot wake");
+    let hotswap::CallError::Exited { reason, .. } = &error else {
+        panic!("expected an exit, got {error}");
+    };
+    let reason = reason.to_string();
+    assert!(reason.contains("waking from hibernation"), "{reason}");
+    assert!(reason.contains("refusing to migrate"), "{reason}");
+    assert!(node.whereis("refuser").is_none(), "gone from the registry");
+}

@@ -128,17 +128,7 @@ impl Asleep {
                 return None;
             }
         };
-        self.parts
-            .status
-            .hibernating
-            .store(false, Ordering::Release);
-        let Parts {
-            status,
-            registry,
-            mailbox,
-            control,
-        } = self.parts;
-        let mut actor = ProcessActor::awake(status, instance, registry, mailbox, control);
+        let mut actor = self.awaken(instance);
         let flow = match wake {
             Wake::Signal(signal) => actor.serve_control(signal).await,
             Wake::Message(envelope) => actor.serve_message(envelope).await,
@@ -160,24 +150,32 @@ impl Asleep {
         reply: oneshot::Sender<Result<SwapReport, Declined>>,
     ) -> ProcessActor {
         let started = Instant::now();
+        let to = adoption.next.module().clone();
+        let direction = adoption.options.direction;
+        let status = &self.parts.status;
+        let mut report =
+            swap::record_commit(status, &self.version, &to, direction, adoption.state_bytes);
+        report.pause = adoption.paused + started.elapsed();
+        report.queued_during_pause = adoption.queued;
+        report.total = adoption.requested_at.elapsed();
+        report.migrated_before_pause = true;
+        // Awake before the reply, so that the swapper sees the process awake.
+        let actor = self.awaken(adoption.next);
+        swap::log_committed(&report);
+        let _ = reply.send(Ok(report));
+        actor
+    }
+
+    /// The process awake again, serving `instance`.
+    fn awaken(self, instance: GuestInstance) -> ProcessActor {
         let Parts {
             status,
             registry,
             mailbox,
             control,
         } = self.parts;
-        let to = adoption.next.module().clone();
-        let direction = adoption.options.direction;
-        let mut report =
-            swap::record_commit(&status, &self.version, &to, direction, adoption.state_bytes);
         status.hibernating.store(false, Ordering::Release);
-        report.pause = adoption.paused + started.elapsed();
-        report.queued_during_pause = adoption.queued;
-        report.total = adoption.requested_at.elapsed();
-        report.migrated_before_pause = true;
-        swap::log_committed(&report);
-        let _ = reply.send(Ok(report));
-        ProcessActor::awake(status, adoption.next, registry, mailbox, control)
+        ProcessActor::awake(status, instance, registry, mailbox, control)
     }
 
     /// A fresh instance of the version the process slept on, holding its state again.

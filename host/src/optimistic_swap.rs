@@ -66,6 +66,24 @@ pub(crate) struct Adoption {
     pub requested_at: Instant,
 }
 
+/// Completes the report of a committed adoption: the pause is the snapshot's wait plus the
+/// commit's (`commit_took`), and what queued in either; logs it.
+pub(crate) fn committed(
+    mut report: SwapReport,
+    paused: Duration,
+    queued: u64,
+    requested_at: Instant,
+    commit_took: Duration,
+    queued_at_commit: u64,
+) -> SwapReport {
+    report.pause = paused + commit_took;
+    report.queued_during_pause = queued + queued_at_commit;
+    report.total = requested_at.elapsed();
+    report.migrated_before_pause = true;
+    swap::log_committed(&report);
+    report
+}
+
 /// Why an adoption was not committed.
 pub(crate) enum Declined {
     /// The process served a message or committed a swap since the state was read.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::error::{CallError, ControlError, SwapError};
-use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
+use crate::optimistic_swap::{self, Adoption, Declined, MarkedSnapshot};
 use crate::process::control::Control;
 use crate::process::hibernation;
 use crate::process::instance::GuestInstance;
@@ -295,12 +295,16 @@ impl ProcessActor {
                 } else {
                     let from = self.instance.module().clone();
                     let staged = Staged::new(next, from, options.direction, state_bytes);
-                    let mut report = swap::commit(self, staged);
-                    report.pause = paused + started.elapsed();
-                    report.queued_during_pause = queued + (self.status.enqueued() - queued_before);
-                    report.total = requested_at.elapsed();
-                    report.migrated_before_pause = true;
-                    swap::log_committed(&report);
+                    let report = swap::commit(self, staged);
+                    let queued_at_commit = self.status.enqueued() - queued_before;
+                    let report = optimistic_swap::committed(
+                        report,
+                        paused,
+                        queued,
+                        requested_at,
+                        started.elapsed(),
+                        queued_at_commit,
+                    );
                     let _ = reply.send(Ok(report));
                 }
                 Flow::Continue

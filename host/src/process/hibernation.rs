@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 
 use crate::bindings::Change;
 use crate::code::ModuleVersion;
-use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
+use crate::optimistic_swap::{self, Adoption, Declined, MarkedSnapshot};
 use crate::process::ExitReason;
 use crate::process::actor::{Flow, Parts, ProcessActor, record_exit};
 use crate::process::control::Control;
@@ -153,15 +153,18 @@ impl Asleep {
         let to = adoption.next.module().clone();
         let direction = adoption.options.direction;
         let status = &self.parts.status;
-        let mut report =
+        let report =
             swap::record_commit(status, &self.version, &to, direction, adoption.state_bytes);
-        report.pause = adoption.paused + started.elapsed();
-        report.queued_during_pause = adoption.queued;
-        report.total = adoption.requested_at.elapsed();
-        report.migrated_before_pause = true;
+        let report = optimistic_swap::committed(
+            report,
+            adoption.paused,
+            adoption.queued,
+            adoption.requested_at,
+            started.elapsed(),
+            0,
+        );
         // Awake before the reply, so that the swapper sees the process awake.
         let actor = self.awaken(adoption.next);
-        swap::log_committed(&report);
         let _ = reply.send(Ok(report));
         actor
     }

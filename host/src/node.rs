@@ -144,7 +144,13 @@ impl Node {
             .map_err(|e| NodeError::Linker(format!("{e:#}")))?;
         let registry = Arc::new(Registry::default());
         let cache = cache_dir.map(|dir| CompileCache::new(dir, &engine));
-        let loader = Loader::new(engine.clone(), Arc::new(linker), registry.clone(), cache);
+        let loader = Loader::new(
+            engine.clone(),
+            Arc::new(linker),
+            registry.clone(),
+            fuel,
+            cache,
+        );
         Ok(Self {
             inner: Arc::new(NodeInner {
                 engine,

@@ -33,6 +33,8 @@ pub struct Loader {
     engine: Engine,
     linker: Arc<Linker<ProcessContext>>,
     registry: Arc<Registry>,
+    /// Whether the engine compiles guest code to count fuel.
+    counts_fuel: bool,
     /// Where compiled components are kept between runs; none: compile every time.
     cache: Option<CompileCache>,
     /// The hashes of component files, kept with the cache.
@@ -44,6 +46,7 @@ impl Loader {
         engine: Engine,
         linker: Arc<Linker<ProcessContext>>,
         registry: Arc<Registry>,
+        counts_fuel: bool,
         cache: Option<CompileCache>,
     ) -> Self {
         let file_hashes = cache.as_ref().map(|cache| FileHashes::new(cache.dir()));
@@ -51,6 +54,7 @@ impl Loader {
             engine,
             linker,
             registry,
+            counts_fuel,
             cache,
             file_hashes,
         }
@@ -178,6 +182,7 @@ impl Loader {
             source: source.to_string(),
             compile_time,
             origin,
+            counts_fuel: self.counts_fuel,
             pre,
         });
         let vsn = match cached_vsn {

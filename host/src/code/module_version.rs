@@ -24,6 +24,8 @@ pub struct ModuleVersion {
     pub compile_time: Duration,
     /// Whether the compiled code came from the cache.
     pub origin: Origin,
+    /// Whether its code was compiled to count fuel (the node's `fuel` option).
+    pub(crate) counts_fuel: bool,
     pub(crate) pre: ProcessPre<ProcessContext>,
 }
 

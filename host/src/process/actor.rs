@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{CallError, ControlError, SwapError};
 use crate::optimistic_swap::{self, Adoption, Declined, MarkedSnapshot};
-use crate::process::control::Control;
+use crate::process::control::{CONTROL_CAPACITY, Control, ControlReceiver};
 use crate::process::hibernation;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::Envelope;
@@ -29,7 +29,7 @@ pub(crate) struct ProcessActor {
     /// The instance the mailbox feeds; replaced by a committed swap.
     pub instance: GuestInstance,
     mailbox: mpsc::Receiver<Envelope>,
-    control: mpsc::Receiver<Control>,
+    control: ControlReceiver,
     registry: Arc<Registry>,
     /// While anyone holds them, user messages wait in the mailbox; control signals are
     /// still served.
@@ -67,8 +67,7 @@ impl ProcessActor {
     ) -> (ProcessHandle, Self) {
         // At least 1: `Policy::validate` checked it when the process was spawned.
         let (mailbox_tx, mailbox) = mpsc::channel(status.policy.mailbox_capacity.max(1));
-        // Control signals are rare and their senders wait for room, so a small bound is enough.
-        let (control_tx, control) = mpsc::channel(16);
+        let (control_tx, control) = mpsc::channel(CONTROL_CAPACITY);
         let handle = ProcessHandle::new(mailbox_tx, control_tx, status.clone());
         let actor = Self::awake(status, instance, registry, mailbox, control);
         (handle, actor)
@@ -81,7 +80,7 @@ impl ProcessActor {
         instance: GuestInstance,
         registry: Arc<Registry>,
         mailbox: mpsc::Receiver<Envelope>,
-        control: mpsc::Receiver<Control>,
+        control: ControlReceiver,
     ) -> Self {
         Self {
             status,
@@ -155,7 +154,7 @@ impl ProcessActor {
             let idle_after = self.may_hibernate();
             let flow = tokio::select! {
                 biased;
-                Some(signal) = self.control.recv() => Box::pin(self.serve_control(signal)).await,
+                Some(signal) = self.control.recv() => Box::pin(self.serve_control(*signal)).await,
                 Some(envelope) = self.mailbox.recv(), if !self.holds.any() => {
                     self.serve_message(envelope).await
                 }
@@ -439,7 +438,7 @@ pub(super) struct Parts {
     pub status: Arc<ProcessStatus>,
     pub registry: Arc<Registry>,
     pub mailbox: mpsc::Receiver<Envelope>,
-    pub control: mpsc::Receiver<Control>,
+    pub control: ControlReceiver,
 }
 
 impl Parts {

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{CallError, ControlError, SwapError};
 use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
-use crate::process::control::Control;
+use crate::process::control::{Control, ControlSender};
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::Envelope;
 use crate::process::status::ProcessStatus;
@@ -28,13 +28,13 @@ struct Channels {
     /// User messages; bounded, and a full mailbox is an error to the sender.
     mailbox: mpsc::Sender<Envelope>,
     /// Control signals; served before user messages, between two of them.
-    control: mpsc::Sender<Control>,
+    control: ControlSender,
 }
 
 impl ProcessHandle {
     pub(crate) fn new(
         mailbox: mpsc::Sender<Envelope>,
-        control: mpsc::Sender<Control>,
+        control: ControlSender,
         status: Arc<ProcessStatus>,
     ) -> Self {
         Self {
@@ -227,7 +227,13 @@ impl ProcessHandle {
         signal: impl FnOnce(oneshot::Sender<T>) -> Control,
     ) -> Result<T, ExitReason> {
         let (reply, answer) = oneshot::channel();
-        if self.channels.control.send(signal(reply)).await.is_err() {
+        if self
+            .channels
+            .control
+            .send(Box::new(signal(reply)))
+            .await
+            .is_err()
+        {
             return Err(self.status.exit_reason());
         }
         answer.await.map_err(|_| self.status.exit_reason())

@@ -91,7 +91,7 @@ impl Asleep {
         let wake = loop {
             let signal = tokio::select! {
                 biased;
-                Some(signal) = self.parts.control.recv() => signal,
+                Some(signal) = self.parts.control.recv() => *signal,
                 Some(envelope) = self.parts.mailbox.recv() => break Wake::Message(envelope),
                 else => {
                     self.exit(ExitReason::Shutdown, None);

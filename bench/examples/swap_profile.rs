@@ -59,8 +59,11 @@ async fn main() -> anyhow::Result<()> {
     pauses.sort();
     let at = |q: f64| pauses[((pauses.len() - 1) as f64 * q) as usize];
     eprintln!(
-        "{swaps} swaps of {state} bytes ({classic} classic): pause p50 {:?} p99 {:?} max {:?}",
+        "{swaps} swaps of {state} bytes ({classic} classic): pause p50 {:?} p90 {:?} p95 {:?} p98 {:?} p99 {:?} max {:?}",
         at(0.5),
+        at(0.9),
+        at(0.95),
+        at(0.98),
         at(0.99),
         at(1.0)
     );

@@ -134,12 +134,11 @@ impl ProcessActor {
         };
         let mut actor = self;
         loop {
-            let (served, pause) = actor.serve().await;
-            match pause {
-                Pause::Exit(reason) => return served.exit(reason),
+            match actor.serve().await {
+                Pause::Exit(reason) => return actor.exit(reason),
                 // Boxed, like control signals below: a task is as large as its largest
                 // state, and rare paths should not make every idle process pay for theirs.
-                Pause::Idle => match Box::pin(hibernation::hibernate(served)).await {
+                Pause::Idle => match Box::pin(hibernation::hibernate(actor)).await {
                     Some(woken) => actor = woken,
                     None => return,
                 },
@@ -149,7 +148,7 @@ impl ProcessActor {
 
     /// Serves signals and messages until the process exits or has been idle for its
     /// policy's `hibernate_after`.
-    async fn serve(mut self) -> (Self, Pause) {
+    async fn serve(&mut self) -> Pause {
         loop {
             let idle_after = self.may_hibernate();
             let flow = tokio::select! {
@@ -166,11 +165,11 @@ impl ProcessActor {
                 }
                 // Disabled, not pending, without a policy: `else` must still see every
                 // channel closed.
-                () = idle_for(idle_after), if idle_after.is_some() => return (self, Pause::Idle),
+                () = idle_for(idle_after), if idle_after.is_some() => return Pause::Idle,
                 else => Flow::Exit(ExitReason::Shutdown),
             };
             if let Flow::Exit(reason) = flow {
-                return (self, Pause::Exit(reason));
+                return Pause::Exit(reason);
             }
         }
     }

@@ -128,9 +128,10 @@ async fn main() -> Result<()> {
             })?;
             let v0 = node.load_file("kv", load("kv_v0")).await?;
             match scenarios::spawn_and_memory(&node, &v0, n, false).await {
-                Ok((rate, memory)) => {
-                    record(rate);
-                    record(memory);
+                Ok(measured) => {
+                    record(measured.rate);
+                    record(measured.resident);
+                    record(measured.proportional);
                 }
                 Err(error) => eprintln!("  {n} processes: {error:#}"),
             }
@@ -147,7 +148,10 @@ async fn main() -> Result<()> {
             })?;
             let v0 = node.load_file("kv", load("kv_v0")).await?;
             match scenarios::spawn_and_memory(&node, &v0, n, true).await {
-                Ok((_, memory)) => record(memory),
+                Ok(measured) => {
+                    record(measured.resident);
+                    record(measured.proportional);
+                }
                 Err(error) => eprintln!("  {n} hibernating processes: {error:#}"),
             }
         }

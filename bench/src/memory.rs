@@ -1,5 +1,6 @@
-//! The resident memory of this process, from `/proc/self/statm`, and the kernel's limit on
-//! memory mappings, which 100,000 instances exceed at its default.
+//! The resident memory of this process, from `/proc/self/statm`, and its proportional share
+//! of it, from `/proc/self/smaps_rollup`; and the kernel's limit on memory mappings, which
+//! 100,000 instances exceed at its default.
 
 use anyhow::{Context, Result};
 
@@ -24,6 +25,23 @@ pub fn resident_bytes() -> Result<u64> {
         .parse()
         .context("statm's resident field is not a number")?;
     Ok(pages * 4096)
+}
+
+/// Proportional set size in bytes: resident memory, with each page shared by several
+/// mappings counted once, split among them. The resident size counts a page of a
+/// component's copy-on-write image once per instance that maps it, although the kernel
+/// holds it once for all of them.
+pub fn proportional_bytes() -> Result<u64> {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup")
+        .context("reading /proc/self/smaps_rollup")?;
+    let kib: u64 = rollup
+        .lines()
+        .find_map(|line| line.strip_prefix("Pss:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("smaps_rollup has no Pss line")?
+        .parse()
+        .context("smaps_rollup's Pss is not a number")?;
+    Ok(kib * 1024)
 }
 
 /// Each instance takes a few memory mappings (its memory, the copy-on-write image of its

@@ -147,10 +147,14 @@ pub fn goals(ours: &Run, beam: Option<&Run>) -> Vec<Goal> {
         let memory = ours_of(&format!("memory_per_{kind}_process_100k"))
             .or_else(|| ours_of(&format!("memory_per_{kind}_process_10k")))
             .and_then(|m| m.value);
+        let proportional = ours_of(&format!("pss_per_{kind}_process_100k"))
+            .or_else(|| ours_of(&format!("pss_per_{kind}_process_10k")))
+            .and_then(|m| m.value);
         goal(
             format!(
-                "resident memory per {kind} Rust process < 32 KiB: {} bytes",
-                fmt(memory)
+                "resident memory per {kind} Rust process < 32 KiB: {} bytes (PSS {} bytes)",
+                fmt(memory),
+                fmt(proportional)
             ),
             memory.map(|m| m < 32.0 * 1024.0),
         );

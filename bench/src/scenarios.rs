@@ -11,7 +11,7 @@ use hotswap::{
 };
 use serde_json::json;
 
-use crate::memory::{resident_bytes, trim_allocator};
+use crate::memory::{proportional_bytes, resident_bytes, trim_allocator};
 use crate::stats::Metric;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -227,15 +227,24 @@ pub async fn latency_under_swaps(
 /// How long an idle process waits before it hibernates, in the hibernating runs.
 pub const HIBERNATE_AFTER: Duration = Duration::from_millis(100);
 
-/// Processes spawned per second (each instantiated and `init`ed), and the resident memory
-/// each idle one costs: awake, or (with `hibernating`) once every one has hibernated under
-/// a policy with [`HIBERNATE_AFTER`]. The processes are stopped afterwards.
+/// What [`spawn_and_memory`] measured.
+pub struct SpawnAndMemory {
+    pub rate: Metric,
+    /// Resident memory per process (RSS): shared image pages count once per process.
+    pub resident: Metric,
+    /// Proportional memory per process (PSS): shared pages split among their mappers.
+    pub proportional: Metric,
+}
+
+/// Processes spawned per second (each instantiated and `init`ed), and the memory each idle
+/// one costs: awake, or (with `hibernating`) once every one has hibernated under a policy
+/// with [`HIBERNATE_AFTER`]. The processes are stopped afterwards.
 pub async fn spawn_and_memory(
     node: &Node,
     version: &ModuleVersion,
     n: usize,
     hibernating: bool,
-) -> Result<(Metric, Metric)> {
+) -> Result<SpawnAndMemory> {
     let policy = Policy {
         mailbox_capacity: 16,
         hibernate_after: hibernating.then_some(HIBERNATE_AFTER),
@@ -243,6 +252,7 @@ pub async fn spawn_and_memory(
     };
     trim_allocator();
     let before = resident_bytes()?;
+    let proportional_before = proportional_bytes()?;
     let started = Instant::now();
     let mut pids = Vec::with_capacity(n);
     for _ in 0..n {
@@ -272,6 +282,7 @@ pub async fn spawn_and_memory(
     let untrimmed = resident_bytes()?;
     trim_allocator();
     let after = resident_bytes()?;
+    let proportional_after = proportional_bytes()?;
     let kind = if hibernating { "hibernating" } else { "idle" };
     let rate = Metric::value(
         &format!("spawn_rate_{}k", n / 1000),
@@ -297,6 +308,16 @@ pub async fn spawn_and_memory(
         "host RSS delta (/proc/self/statm) / processes, {state}after malloc_trim; {:.0} bytes before it",
         untrimmed.saturating_sub(before) as f64 / n as f64
     ));
+    let mut proportional = Metric::value(
+        &format!("pss_per_{kind}_process_{}k", n / 1000),
+        "bytes",
+        proportional_after.saturating_sub(proportional_before) as f64 / n as f64,
+        n as u64,
+    );
+    proportional.method = Some(format!(
+        "host PSS delta (/proc/self/smaps_rollup) / processes, {state}after malloc_trim: pages \
+         of the component's image that every process maps count once, not once per process"
+    ));
     for pid in pids {
         node.stop(&pid.into(), "bench done").await?;
     }
@@ -306,7 +327,11 @@ pub async fn spawn_and_memory(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    Ok((rate, memory))
+    Ok(SpawnAndMemory {
+        rate,
+        resident: memory,
+        proportional,
+    })
 }
 
 /// Load time of a component: cold (compiled now) and from the compile cache.

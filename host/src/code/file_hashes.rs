@@ -24,7 +24,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use xxhash_rust::xxh3::xxh3_128;
+use twox_hash::XxHash3_128;
 
 const ENTRY_MAGIC: &str = "hotswap file hash v1";
 
@@ -138,7 +138,7 @@ impl FileHashes {
     }
 
     fn entry(&self, path: &Path) -> PathBuf {
-        let key = xxh3_128(path.as_os_str().as_encoded_bytes());
+        let key = XxHash3_128::oneshot(path.as_os_str().as_encoded_bytes());
         self.dir.join(format!("{key:032x}"))
     }
 

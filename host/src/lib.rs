@@ -50,7 +50,7 @@ pub use engine::Allocation;
 pub use error::{CallError, ControlError, LoadError, NodeError, SpawnError, SwapError};
 pub use node::{Node, NodeOptions, SpawnSpec};
 pub use process::{ExitReason, OUTSIDE, Pid, ProcessHandle, ProcessInfo};
-pub use registry::ProcessRef;
+pub use registry::{NodeId, ProcessRef};
 pub use release::{Release, ReleaseError, ReleaseReport};
 pub use sandbox::Policy;
 pub use swap::{Direction, SwapOptions, SwapReport};

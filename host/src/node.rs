@@ -18,7 +18,7 @@ use crate::process::actor::ProcessActor;
 use crate::process::instance::GuestInstance;
 use crate::process::status::ProcessStatus;
 use crate::process::{OUTSIDE, Pid, ProcessHandle, ProcessInfo};
-use crate::registry::{ProcessRef, Registry};
+use crate::registry::{NodeId, ProcessRef, Registry};
 use crate::release::{self, AppliedRelease, Move, Release, ReleaseError, ReleaseReport};
 use crate::sandbox::Policy;
 use crate::swap::{Direction, SwapOptions, SwapReport};
@@ -302,6 +302,11 @@ impl Node {
 
     pub fn process(&self, target: &ProcessRef) -> Option<ProcessHandle> {
         self.inner.registry.resolve(target)
+    }
+
+    /// This node's id, which its guests' log lines carry as `node`.
+    pub fn id(&self) -> NodeId {
+        self.inner.registry.node()
     }
 
     pub fn whereis(&self, name: &str) -> Option<Pid> {

@@ -58,6 +58,12 @@ impl From<&str> for ProcessRef {
     }
 }
 
+/// Tells the nodes of one OS process apart, in guest log lines: pids restart at 1 in every
+/// node, so a pid alone does not say whose process wrote a line. Never reused.
+pub type NodeId = u64;
+
+static NEXT_NODE: AtomicU64 = AtomicU64::new(1);
+
 /// A pending timer: who set it, and its task.
 struct Timer {
     owner: Pid,
@@ -68,6 +74,7 @@ struct Timer {
 /// pids are a counter, and names are chosen by whoever spawns (a guest can only look them
 /// up), so there is nobody to flood them with collisions.
 pub struct Registry {
+    node: NodeId,
     processes: RwLock<FxHashMap<Pid, ProcessHandle>>,
     names: RwLock<FxHashMap<String, Pid>>,
     next_pid: AtomicU64,
@@ -80,6 +87,7 @@ pub struct Registry {
 impl Default for Registry {
     fn default() -> Self {
         Self {
+            node: NEXT_NODE.fetch_add(1, Ordering::Relaxed),
             processes: RwLock::default(),
             names: RwLock::default(),
             // 0 is OUTSIDE, the pid of callers that are not processes.
@@ -91,6 +99,11 @@ impl Default for Registry {
 }
 
 impl Registry {
+    /// The node these tables belong to.
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
     pub(crate) fn allocate_pid(&self) -> Pid {
         self.next_pid.fetch_add(1, Ordering::Relaxed)
     }

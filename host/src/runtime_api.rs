@@ -1,7 +1,7 @@
 //! The host side of WIT `interface runtime`: what every guest may call.
 //!
 //! These functions run on the calling process's actor task, inside its guest call; none of
-//! them blocks. Log lines carry the caller's pid, module and vsn as `tracing` fields.
+//! them blocks. Log lines carry the caller's node, pid, module and vsn as `tracing` fields.
 
 use std::time::Duration;
 
@@ -14,13 +14,14 @@ impl types::Host for ProcessContext {}
 
 impl runtime::Host for ProcessContext {
     fn log(&mut self, level: Level, message: String) {
-        let (pid, module, vsn) = (self.pid, &*self.module, &*self.vsn);
+        let (node, pid) = (self.registry.node(), self.pid);
+        let (module, vsn) = (&*self.module, &*self.vsn);
         match level {
-            Level::Trace => tracing::trace!(target: "guest", pid, module, vsn, "{message}"),
-            Level::Debug => tracing::debug!(target: "guest", pid, module, vsn, "{message}"),
-            Level::Info => tracing::info!(target: "guest", pid, module, vsn, "{message}"),
-            Level::Warn => tracing::warn!(target: "guest", pid, module, vsn, "{message}"),
-            Level::Error => tracing::error!(target: "guest", pid, module, vsn, "{message}"),
+            Level::Trace => tracing::trace!(target: "guest", node, pid, module, vsn, "{message}"),
+            Level::Debug => tracing::debug!(target: "guest", node, pid, module, vsn, "{message}"),
+            Level::Info => tracing::info!(target: "guest", node, pid, module, vsn, "{message}"),
+            Level::Warn => tracing::warn!(target: "guest", node, pid, module, vsn, "{message}"),
+            Level::Error => tracing::error!(target: "guest", node, pid, module, vsn, "{message}"),
         }
     }
 

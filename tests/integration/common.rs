@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use hotswap::{Node, Pid, Policy, ProcessRef, SpawnSpec};
+use hotswap::{Node, NodeId, Pid, Policy, ProcessRef, SpawnSpec};
 use serde_json::{Value, json};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,6 +69,7 @@ pub fn vsn(node: &Node, target: &ProcessRef) -> String {
 /// A captured guest log line.
 #[derive(Debug, Clone)]
 pub struct GuestLine {
+    pub node: NodeId,
     pub pid: Pid,
     pub vsn: String,
     pub message: String,
@@ -76,22 +77,23 @@ pub struct GuestLine {
 
 static GUEST_LINES: OnceLock<Mutex<Vec<GuestLine>>> = OnceLock::new();
 
-/// The guest log lines written so far by `pid`. Installs the capturing subscriber on first
-/// use (process-wide, since guests log from the node's worker threads).
-pub fn guest_lines(pid: Pid) -> Vec<GuestLine> {
+/// The guest log lines written so far by `pid` of `node`. Installs the capturing subscriber
+/// on first use (process-wide, since guests log from the node's worker threads). The node
+/// matters: tests run side by side in this binary, and each node numbers its pids from 1.
+pub fn guest_lines(node: &Node, pid: Pid) -> Vec<GuestLine> {
     capture_guest_logs();
     lines()
         .iter()
-        .filter(|line| line.pid == pid)
+        .filter(|line| line.node == node.id() && line.pid == pid)
         .cloned()
         .collect()
 }
 
-/// Waits (up to 10 s) until `pid` has logged a line containing `text`: how a test knows
-/// that a guest has reached a point, without guessing how long it takes to get there.
-pub async fn logged(pid: Pid, text: &str) {
+/// Waits (up to 10 s) until `pid` of `node` has logged a line containing `text`: how a test
+/// knows that a guest has reached a point, without guessing how long it takes to get there.
+pub async fn logged(node: &Node, pid: Pid, text: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !guest_lines(pid)
+    while !guest_lines(node, pid)
         .iter()
         .any(|line| line.message.contains(text))
     {
@@ -134,6 +136,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for GuestCapture {
         let mut visitor = FieldVisitor::default();
         event.record(&mut visitor);
         lines().push(GuestLine {
+            node: visitor.node,
             pid: visitor.pid,
             vsn: visitor.vsn,
             message: visitor.message,
@@ -143,6 +146,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for GuestCapture {
 
 #[derive(Default)]
 struct FieldVisitor {
+    node: NodeId,
     pid: Pid,
     vsn: String,
     message: String,
@@ -150,8 +154,10 @@ struct FieldVisitor {
 
 impl tracing::field::Visit for FieldVisitor {
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        if field.name() == "pid" {
-            self.pid = value;
+        match field.name() {
+            "node" => self.node = value,
+            "pid" => self.pid = value,
+            _ => {}
         }
     }
 

@@ -42,7 +42,7 @@ async fn a_message_served_during_the_migration_sends_the_swap_the_classic_way() 
         })
     };
     // The new instance migrates for 200 ms; the old one serves this meanwhile.
-    logged(pid, "migrating slowly").await;
+    logged(&node, pid, "migrating slowly").await;
     assert_eq!(put(&node, &kv, "a", json!(2)).await, json!(1));
     assert_eq!(vsn(&node, &kv), "0", "served by the old version");
 

@@ -293,6 +293,7 @@ async fn a_resume_between_stage_and_commit_waits_for_the_commit() {
     };
     // `kv-1` adopts its state at once and waits for the commit while `kv-2` migrates.
     logged(
+        &node,
         node.whereis("kv-2").expect("registered"),
         "migrating slowly",
     )

@@ -414,7 +414,7 @@ async fn guest_output_goes_to_the_log_tagged_with_the_process() {
     let pid: Pid = node.process(&hostile).expect("alive").pid();
     let text = format!("chatter-{}", rand::random::<u32>());
     call_json(&node, &hostile, json!({"op": "print", "text": text})).await;
-    let lines: Vec<_> = guest_lines(pid)
+    let lines: Vec<_> = guest_lines(&node, pid)
         .into_iter()
         .filter(|l| l.message.contains(&text))
         .collect();

@@ -11,10 +11,9 @@ async fn state_survives_a_swap_and_v1_logs_are_live() {
     let (node, kv) = node_with_kv().await;
     let pid = node.process(&kv).expect("kv").pid();
 
-    // Other tests run nodes of their own, whose pids overlap: this test's lines are the
-    // ones about its own keys.
+    // What kv logged about its keys.
     let own_lines = || -> Vec<(String, String)> {
-        guest_lines(pid)
+        guest_lines(&node, pid)
             .into_iter()
             .filter(|l| l.message.contains("seed-"))
             .map(|l| (l.vsn, l.message))

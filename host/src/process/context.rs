@@ -54,7 +54,9 @@ impl ProcessContext {
             .memory_size(policy.memory_limit)
             .trap_on_grow_failure(true)
             .build();
-        let (wasi, outputs) = policy.grants.wasi_context(pid, &module, &vsn)?;
+        let (wasi, outputs) = policy
+            .grants
+            .wasi_context(registry.node(), pid, &module, &vsn)?;
         Ok(Self {
             pid,
             module,

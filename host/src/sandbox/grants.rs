@@ -22,6 +22,7 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::process::Pid;
+use crate::registry::NodeId;
 use crate::sandbox::{GuestOutput, Stream};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -125,16 +126,17 @@ pub(crate) struct Outputs {
 }
 
 impl Grants {
-    /// The WASI context of one instance (process `pid`, running `module` at `vsn`):
-    /// exactly what was granted.
+    /// The WASI context of one instance (process `pid` of `node`, running `module` at
+    /// `vsn`): exactly what was granted.
     pub(crate) fn wasi_context(
         &self,
+        node: NodeId,
         pid: Pid,
         module: &Arc<str>,
         vsn: &Arc<str>,
     ) -> Result<(WasiCtx, Outputs), String> {
         let mut builder = WasiCtxBuilder::new();
-        let output = |stream| GuestOutput::new(pid, module.clone(), vsn.clone(), stream);
+        let output = |stream| GuestOutput::new(node, pid, module.clone(), vsn.clone(), stream);
         let outputs = match self.output {
             OutputMode::Log => {
                 let stderr = output(Stream::Stderr);

@@ -16,6 +16,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::process::Pid;
+use crate::registry::NodeId;
 
 /// The longest line kept; the rest of a longer line starts a new one.
 pub const MAX_LINE: usize = 4096;
@@ -41,6 +42,7 @@ impl Stream {
 /// One output stream of one process. Cheap to clone; clones share the buffer.
 #[derive(Clone)]
 pub struct GuestOutput {
+    node: NodeId,
     pid: Pid,
     module: Arc<str>,
     vsn: Arc<str>,
@@ -55,8 +57,9 @@ struct Lines {
 }
 
 impl GuestOutput {
-    pub fn new(pid: Pid, module: Arc<str>, vsn: Arc<str>, stream: Stream) -> Self {
+    pub fn new(node: NodeId, pid: Pid, module: Arc<str>, vsn: Arc<str>, stream: Stream) -> Self {
         Self {
+            node,
             pid,
             module,
             vsn,
@@ -106,11 +109,15 @@ impl GuestOutput {
     }
 
     fn emit(&self, line: &str) {
-        let (pid, stream) = (self.pid, self.stream.name());
+        let (node, pid, stream) = (self.node, self.pid, self.stream.name());
         let (module, vsn) = (&*self.module, &*self.vsn);
         match self.stream {
-            Stream::Stdout => tracing::info!(target: "guest", pid, module, vsn, stream, "{line}"),
-            Stream::Stderr => tracing::warn!(target: "guest", pid, module, vsn, stream, "{line}"),
+            Stream::Stdout => {
+                tracing::info!(target: "guest", node, pid, module, vsn, stream, "{line}")
+            }
+            Stream::Stderr => {
+                tracing::warn!(target: "guest", node, pid, module, vsn, stream, "{line}")
+            }
         }
     }
 
@@ -182,7 +189,7 @@ mod tests {
 
     #[test]
     fn lines_are_split_kept_and_capped() {
-        let out = GuestOutput::new(1, "kv".into(), "0".into(), Stream::Stderr);
+        let out = GuestOutput::new(1, 1, "kv".into(), "0".into(), Stream::Stderr);
         out.write(b"first\nsec");
         out.write(b"ond\nthird");
         assert_eq!(out.tail(), ["first", "second", "third"]);

@@ -51,6 +51,17 @@ enum Pause {
     Exit(ExitReason),
 }
 
+/// What [`ProcessActor::serve`] found to do next.
+enum Next {
+    Signal(Box<Control>),
+    Message(Envelope),
+    /// Drop the instance a swap retired, now that the mailbox is empty.
+    DropRetired,
+    Idle,
+    /// Every channel is closed: nobody can reach the process any more.
+    Closed,
+}
+
 /// What the loop does after a signal or a message.
 pub(crate) enum Flow {
     Continue,
@@ -127,19 +138,21 @@ impl ProcessActor {
 
     /// Serves the process until it stops or traps, then unregisters it and answers every
     /// call still queued with the exit reason.
-    pub async fn run(self) {
+    ///
+    /// It works on `self` itself: an async fn keeps room for its arguments, so moving the
+    /// actor into a local would store it twice in every process's task.
+    pub async fn run(mut self) {
         let _unregister = ExitGuard {
             status: self.status.clone(),
             registry: self.registry.clone(),
         };
-        let mut actor = self;
         loop {
-            match actor.serve().await {
-                Pause::Exit(reason) => return actor.exit(reason),
+            match self.serve().await {
+                Pause::Exit(reason) => return self.exit(reason),
                 // Boxed, like control signals below: a task is as large as its largest
                 // state, and rare paths should not make every idle process pay for theirs.
-                Pause::Idle => match Box::pin(hibernation::hibernate(actor)).await {
-                    Some(woken) => actor = woken,
+                Pause::Idle => match Box::pin(hibernation::hibernate(self)).await {
+                    Some(woken) => self = woken,
                     None => return,
                 },
             }
@@ -151,22 +164,32 @@ impl ProcessActor {
     async fn serve(&mut self) -> Pause {
         loop {
             let idle_after = self.may_hibernate();
-            let flow = tokio::select! {
+            // The `select!` only chooses; the work is done after it. A guest call awaited
+            // in one of its arms would take room beside the arms' own futures, in every
+            // process's task.
+            let next = tokio::select! {
                 biased;
-                Some(signal) = self.control.recv() => Box::pin(self.serve_control(*signal)).await,
+                Some(signal) = self.control.recv() => Next::Signal(signal),
                 Some(envelope) = self.mailbox.recv(), if !self.holds.any() => {
-                    self.serve_message(envelope).await
+                    Next::Message(envelope)
                 }
-                () = std::future::ready(()), if self.retired.is_some() => {
+                () = std::future::ready(()), if self.retired.is_some() => Next::DropRetired,
+                // Disabled, not pending, without a policy: `else` must still see every
+                // channel closed.
+                () = idle_for(idle_after), if idle_after.is_some() => Next::Idle,
+                else => Next::Closed,
+            };
+            let flow = match next {
+                Next::Signal(signal) => Box::pin(self.serve_control(*signal)).await,
+                Next::Message(envelope) => self.serve_message(envelope).await,
+                Next::DropRetired => {
                     if let Some(retired) = self.retired.take() {
                         swap::retire(retired);
                     }
                     Flow::Continue
                 }
-                // Disabled, not pending, without a policy: `else` must still see every
-                // channel closed.
-                () = idle_for(idle_after), if idle_after.is_some() => return Pause::Idle,
-                else => Flow::Exit(ExitReason::Shutdown),
+                Next::Idle => return Pause::Idle,
+                Next::Closed => Flow::Exit(ExitReason::Shutdown),
             };
             if let Flow::Exit(reason) = flow {
                 return Pause::Exit(reason);

@@ -65,9 +65,9 @@ impl ProcessHandle {
             caller,
             reply,
         })?;
-        match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(self.exited()),
+        let reply = reply_or_exit(answer, self.channels.mailbox.closed(), || self.exited());
+        match tokio::time::timeout(timeout, reply).await {
+            Ok(result) => result,
             Err(_) => Err(CallError::Timeout {
                 pid: self.pid(),
                 timeout,
@@ -270,6 +270,63 @@ impl ProcessHandle {
             handled: self.status.handled.load(Ordering::Relaxed),
             suspended: self.status.suspended.load(Ordering::Acquire),
             hibernating: self.status.hibernating.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// The reply to a call, or why the process ended without giving it. A reply dropped unsent
+/// means the process is ending, and its exit reason is written before its mailbox closes
+/// (`mailbox_closed`): by the actor before it answers, or, when the task serving it
+/// panicked, by the guard in `ProcessActor::run`, after the unwinding has dropped the call
+/// in progress. Reading the reason at once could report a panic as a plain shutdown.
+async fn reply_or_exit(
+    answer: oneshot::Receiver<Result<Vec<u8>, CallError>>,
+    mailbox_closed: impl Future<Output = ()>,
+    exited: impl FnOnce() -> CallError,
+) -> Result<Vec<u8>, CallError> {
+    match answer.await {
+        Ok(result) => result,
+        Err(_) => {
+            mailbox_closed.await;
+            Err(exited())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reply_dropped_before_the_exit_is_written_reports_the_exit_written_after() {
+        let (reply, answer) = oneshot::channel();
+        let (mailbox, mut receiver) = mpsc::channel::<()>(1);
+        let exit = Arc::new(OnceLock::new());
+        let caller = {
+            let exit = exit.clone();
+            tokio::spawn(async move {
+                let closed = mailbox.closed();
+                reply_or_exit(answer, closed, || CallError::Exited {
+                    pid: 7,
+                    reason: exit.get().cloned().unwrap_or(ExitReason::Shutdown),
+                })
+                .await
+            })
+        };
+        // A panic's unwinding: the call in progress goes first, then the guard writes the
+        // reason, then the mailbox closes.
+        drop(reply);
+        tokio::task::yield_now().await;
+        let fault = ExitReason::HostFault {
+            cause: "the task serving the process panicked".into(),
+        };
+        exit.get_or_init(|| fault.clone());
+        receiver.close();
+        match caller.await.expect("caller task") {
+            Err(CallError::Exited { pid: 7, reason }) => assert_eq!(reason, fault),
+            other => panic!("expected the host fault, got {other:?}"),
         }
     }
 }

@@ -232,9 +232,11 @@ pub(crate) async fn execute(
     let paused_at = Instant::now();
     let mut suspended: Vec<(Move, Instant, u64)> = Vec::with_capacity(prepared.len());
     let mut instances = Vec::with_capacity(prepared.len());
+    let mut held = Held::default();
     for (step, instance) in prepared {
         if let Err(error) = step.handle.suspend_by(Suspender::Release).await {
             resume_all(suspended.iter().map(|(s, ..)| &s.handle)).await;
+            held.let_go();
             let reason = match error {
                 crate::error::ControlError::Exited { reason, .. } => reason,
                 other => ExitReason::Stopped {
@@ -248,6 +250,7 @@ pub(crate) async fn execute(
             });
         }
         let queued_before = step.handle.status.enqueued();
+        held.handles.push(step.handle.clone());
         suspended.push((step, Instant::now(), queued_before));
         instances.push(instance);
     }
@@ -284,6 +287,7 @@ pub(crate) async fn execute(
             let _ = step.handle.abort().await;
         }
         resume_all(suspended.iter().map(|(s, ..)| &s.handle)).await;
+        held.let_go();
         tracing::warn!(release, failures = failures.len(), "release rolled back");
         return Err(ReleaseError::RolledBack {
             release: release.to_string(),
@@ -307,6 +311,7 @@ pub(crate) async fn execute(
             reports.push(report);
         }
     }
+    held.let_go();
     let pause = paused_at.elapsed();
     tracing::info!(
         release,
@@ -327,5 +332,43 @@ async fn resume_all<'a>(handles: impl Iterator<Item = &'a ProcessHandle>) {
     for handle in handles {
         // A process that exited meanwhile has nothing to resume.
         let _ = handle.resume_by(Suspender::Release).await;
+    }
+}
+
+/// The processes a release holds suspended. The release resumes them itself on every way
+/// out; should it stop first (a panic in host code between the suspend and the resume),
+/// dropping this lets them go: each discards what it has staged, if anything, and serves
+/// on. A process that committed already serves on at its new version.
+#[derive(Default)]
+struct Held {
+    handles: Vec<ProcessHandle>,
+}
+
+impl Held {
+    /// The release has resumed every process itself.
+    fn let_go(&mut self) {
+        self.handles.clear();
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.handles.is_empty() {
+            return;
+        }
+        let handles = std::mem::take(&mut self.handles);
+        tracing::error!(
+            processes = handles.len(),
+            "a release stopped while it held processes; resuming them"
+        );
+        // Dropped while unwinding in the release's task, within the node's runtime.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                for handle in &handles {
+                    let _ = handle.abort().await;
+                    let _ = handle.resume_by(Suspender::Release).await;
+                }
+            });
+        }
     }
 }

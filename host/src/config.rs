@@ -182,8 +182,10 @@ impl NodeConfig {
         Ok(config)
     }
 
-    /// The instance allocation this config asks for: a pool with a slot per process plus
-    /// room for swaps in flight, each memory as large as the largest limit configured.
+    /// The instance allocation this config asks for, each memory as large as the largest
+    /// limit configured: two slots per process, because a release may move every process
+    /// at once, and each then holds its old instance and its new one until the commit; and
+    /// a few more for loads and for instances still being dropped.
     pub fn allocation(&self) -> Allocation {
         let max_memory = self
             .processes
@@ -193,9 +195,7 @@ impl NodeConfig {
             .max()
             .unwrap_or(self.policy.memory_limit);
         Allocation::Pooled {
-            instances: self
-                .max_processes
-                .saturating_add(self.max_processes / 10 + 16),
+            instances: self.max_processes.saturating_mul(2).saturating_add(16),
             max_memory,
         }
     }

@@ -31,8 +31,10 @@ pub enum Allocation {
     /// node with a few hundred processes.
     #[default]
     OnDemand,
-    /// Slots for `instances` component instances (processes, plus one per swap or load in
-    /// flight), each memory at most `max_memory` bytes.
+    /// Slots for `instances` component instances, each memory at most `max_memory` bytes.
+    /// A process holds one; a swap holds a second until the old one is dropped, a moment
+    /// after the commit (an instantiation waits up to a second for a slot to come free).
+    /// A release holds a second for every process it moves.
     Pooled { instances: u32, max_memory: usize },
 }
 

@@ -89,6 +89,35 @@ async fn a_release_with_one_failing_module_moves_nobody() {
 }
 
 #[tokio::test]
+async fn a_release_can_move_every_process_of_a_node_sized_by_its_config() {
+    let config = hotswap::config::NodeConfig::parse("max_processes = 40").expect("config");
+    let node = Node::with_options(hotswap::NodeOptions {
+        allocation: config.allocation(),
+        default_policy: config.policy.clone(),
+        ..hotswap::NodeOptions::default()
+    })
+    .expect("node");
+    node.load_file("kv", guest("kv-v0")).await.expect("kv v0");
+    let mut all = Vec::new();
+    for i in 0..40 {
+        let pid = node.spawn(SpawnSpec::new("kv")).await.expect("spawn");
+        let target = ProcessRef::from(pid);
+        put(&node, &target, "i", json!(i)).await;
+        all.push(target);
+    }
+    let everyone = release(&format!(
+        "name = \"logging\"\n[[module]]\nname = \"kv\"\nfile = \"{}\"\n",
+        file(&guest("kv-v1"))
+    ));
+    let report = node.upgrade(&everyone).await.expect("upgrade");
+    assert_eq!(report.processes.len(), 40);
+    for (i, target) in all.iter().enumerate() {
+        assert_eq!(vsn(&node, target), "1");
+        assert_eq!(get(&node, target, "i").await, json!(i));
+    }
+}
+
+#[tokio::test]
 async fn a_release_moves_every_process_and_downgrades_back() {
     let (node, refs) = three_processes().await;
     let good = release(&format!(

@@ -541,3 +541,70 @@ async fn a_memory_limit_beyond_the_pools_memories_is_refused_at_spawn() {
     );
     assert!(node.ps().is_empty(), "nothing was spawned");
 }
+
+/// A node whose pool has `slots` instance slots.
+fn node_with_pool(slots: u32) -> hotswap::Node {
+    hotswap::Node::with_options(hotswap::NodeOptions {
+        allocation: hotswap::Allocation::Pooled {
+            instances: slots,
+            max_memory: 32 << 20,
+        },
+        default_policy: Policy {
+            memory_limit: 32 << 20,
+            ..Policy::default()
+        },
+        ..hotswap::NodeOptions::default()
+    })
+    .expect("node")
+}
+
+async fn spawn_kv_at(node: &Node, vsn: &str) -> ProcessRef {
+    let pid = node
+        .spawn(SpawnSpec::new("kv").vsn(vsn))
+        .await
+        .expect("spawn");
+    ProcessRef::from(pid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaps_back_to_back_wait_for_the_slot_the_last_one_frees() {
+    // One process and one spare slot: each swap needs the slot that the instance retired
+    // by the swap before it holds until it is dropped, off the actor's task.
+    let node = node_with_pool(2);
+    let v0 = node.load_file("kv", guest("kv-v0")).await.expect("load");
+    let v1 = node.load_file("kv", guest("kv-v1")).await.expect("load");
+    let kv = spawn_kv_at(&node, "0").await;
+    put(&node, &kv, "a", json!(1)).await;
+    for i in 0..100 {
+        let to = if i % 2 == 0 { v1.clone() } else { v0.clone() };
+        node.swap(&kv, to, SwapOptions::default())
+            .await
+            .unwrap_or_else(|error| panic!("swap {i}: {error}"));
+    }
+    assert_eq!(vsn(&node, &kv), "0");
+    assert_eq!(
+        get(&node, &kv, "a").await,
+        json!(1),
+        "the state came through"
+    );
+}
+
+#[tokio::test]
+async fn a_spawn_into_a_pool_full_of_live_processes_is_refused_naming_the_pool() {
+    let node = node_with_pool(2);
+    node.load_file("kv", guest("kv-v0")).await.expect("load");
+    let first = spawn_kv_at(&node, "0").await;
+    spawn_kv_at(&node, "0").await;
+    let error = node.spawn(SpawnSpec::new("kv")).await.expect_err("no slot");
+    assert_eq!(
+        error.to_string(),
+        "cannot instantiate kv vsn 0: maximum concurrent limit of 2 for component instances reached, and no slot came free within 1s"
+    );
+    put(&node, &first, "a", json!(1)).await;
+    assert_eq!(
+        get(&node, &first, "a").await,
+        json!(1),
+        "the others serve on"
+    );
+    assert_eq!(node.ps().len(), 2);
+}

@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::{PoolConcurrencyLimitError, Store, UpdateDeadline};
 
 use crate::bindings::{Change, Process};
 use crate::code::ModuleVersion;
@@ -45,6 +45,25 @@ impl fmt::Display for DeadlineExceeded {
 
 impl std::error::Error for DeadlineExceeded {}
 
+/// How long an instantiation waits for a slot of a full instance pool. Instances that were
+/// swapped out or exited are dropped off their actor's task, a moment later: a spawn or a
+/// swap that comes right after must wait for that slot, not fail. A pool still full after
+/// this is full of live instances.
+pub const POOL_SLOT_WAIT: Duration = Duration::from_secs(1);
+
+/// Why one attempt at instantiating failed.
+enum Attempt {
+    /// Every slot of the instance pool (or of its memories, tables or stacks) is taken.
+    PoolFull(String),
+    Failed(String),
+}
+
+impl From<String> for Attempt {
+    fn from(cause: String) -> Self {
+        Self::Failed(cause)
+    }
+}
+
 /// A live instance of one module version, owned by exactly one process actor (or by a swap
 /// that is preparing it).
 pub struct GuestInstance {
@@ -56,14 +75,38 @@ pub struct GuestInstance {
 }
 
 impl GuestInstance {
-    /// Makes a fresh store for `pid` under `policy` and instantiates `module` in it. Does not
-    /// call `init` or `code-change`: the caller decides which one the instance gets.
+    /// Makes a fresh store for `pid` under `policy` and instantiates `module` in it, waiting
+    /// up to [`POOL_SLOT_WAIT`] for a slot of a full pool. Does not call `init` or
+    /// `code-change`: the caller decides which one the instance gets.
     pub async fn instantiate(
         module: &Arc<ModuleVersion>,
         pid: Pid,
         registry: Arc<Registry>,
         policy: &Policy,
     ) -> Result<Self, String> {
+        let started = Instant::now();
+        loop {
+            match Self::attempt(module, pid, registry.clone(), policy).await {
+                Ok(instance) => return Ok(instance),
+                Err(Attempt::PoolFull(_)) if started.elapsed() < POOL_SLOT_WAIT => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(Attempt::PoolFull(cause)) => {
+                    return Err(format!(
+                        "{cause}, and no slot came free within {POOL_SLOT_WAIT:?}"
+                    ));
+                }
+                Err(Attempt::Failed(cause)) => return Err(cause),
+            }
+        }
+    }
+
+    async fn attempt(
+        module: &Arc<ModuleVersion>,
+        pid: Pid,
+        registry: Arc<Registry>,
+        policy: &Policy,
+    ) -> Result<Self, Attempt> {
         let context = ProcessContext::new(
             pid,
             module.name.clone(),
@@ -79,10 +122,10 @@ impl GuestInstance {
         // instantiation's time, measured under perf).
         match (fuel_per_call, module.counts_fuel) {
             (Some(_), false) => {
-                return Err(
+                return Err(Attempt::Failed(
                     "the policy sets fuel_per_call, but this node counts no fuel (set `fuel = true`)"
                         .into(),
-                );
+                ));
             }
             // Topped up to this before every call (see `arm`).
             (Some(fuel), true) => store.set_fuel(fuel).map_err(|e| format!("{e:#}"))?,
@@ -103,11 +146,20 @@ impl GuestInstance {
         let bindings = guarded(backstop, module.pre.instantiate_async(&mut store)).await;
         store.data_mut().budget = None;
         let bindings = match bindings {
-            Some(bindings) => bindings.map_err(|e| describe("instantiate", &e, &store).cause)?,
+            Some(Ok(bindings)) => bindings,
+            Some(Err(error)) => {
+                let cause = describe("instantiate", &error, &store).cause;
+                let pool_full = error.chain().any(|e| e.is::<PoolConcurrencyLimitError>());
+                return Err(if pool_full {
+                    Attempt::PoolFull(cause)
+                } else {
+                    Attempt::Failed(cause)
+                });
+            }
             None => {
-                return Err(format!(
+                return Err(Attempt::Failed(format!(
                     "exceeded {limit:?} in instantiate (stuck in a host call, so the instance was abandoned)"
-                ));
+                )));
             }
         };
         Ok(Self {

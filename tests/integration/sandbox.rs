@@ -513,36 +513,8 @@ async fn a_policy_no_process_could_run_under_is_refused_before_anything_starts()
     neighbour_is_fine(&node, &kv).await;
 }
 
-#[tokio::test]
-async fn a_memory_limit_beyond_the_pools_memories_is_refused_at_spawn() {
-    let node = hotswap::Node::with_options(hotswap::NodeOptions {
-        allocation: hotswap::Allocation::Pooled {
-            instances: 8,
-            max_memory: 32 << 20,
-        },
-        default_policy: Policy {
-            memory_limit: 32 << 20,
-            ..Policy::default()
-        },
-        ..hotswap::NodeOptions::default()
-    })
-    .expect("node");
-    node.load_file("kv", guest("kv-v0")).await.expect("load");
-    let error = node
-        .spawn(SpawnSpec::new("kv").policy(Policy {
-            memory_limit: 64 << 20,
-            ..Policy::default()
-        }))
-        .await
-        .expect_err("refused");
-    assert_eq!(
-        error.to_string(),
-        "the process's policy is not valid: memory_limit is 67108864 bytes, but this node's instance pool holds memories of at most 33554432 bytes"
-    );
-    assert!(node.ps().is_empty(), "nothing was spawned");
-}
-
-/// A node whose pool has `slots` instance slots.
+/// A node whose pool has `slots` instance slots, each memory at most 32 MiB, which is
+/// also its processes' default limit.
 fn node_with_pool(slots: u32) -> hotswap::Node {
     hotswap::Node::with_options(hotswap::NodeOptions {
         allocation: hotswap::Allocation::Pooled {
@@ -556,6 +528,24 @@ fn node_with_pool(slots: u32) -> hotswap::Node {
         ..hotswap::NodeOptions::default()
     })
     .expect("node")
+}
+
+#[tokio::test]
+async fn a_memory_limit_beyond_the_pools_memories_is_refused_at_spawn() {
+    let node = node_with_pool(8);
+    node.load_file("kv", guest("kv-v0")).await.expect("load");
+    let error = node
+        .spawn(SpawnSpec::new("kv").policy(Policy {
+            memory_limit: 64 << 20,
+            ..Policy::default()
+        }))
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        error.to_string(),
+        "the process's policy is not valid: memory_limit is 67108864 bytes, but this node's instance pool holds memories of at most 33554432 bytes"
+    );
+    assert!(node.ps().is_empty(), "nothing was spawned");
 }
 
 async fn spawn_kv_at(node: &Node, vsn: &str) -> ProcessRef {

@@ -339,6 +339,10 @@ async fn resume_all<'a>(handles: impl Iterator<Item = &'a ProcessHandle>) {
 /// out; should it stop first (a panic in host code between the suspend and the resume),
 /// dropping this lets them go: each discards what it has staged, if anything, and serves
 /// on. A process that committed already serves on at its new version.
+///
+/// The signals are queued from `drop` itself, while the node's release lock is still held
+/// (the release's future is dropped inside the one holding the lock), so that a next
+/// release's suspend and stage come after them, never before.
 #[derive(Default)]
 struct Held {
     handles: Vec<ProcessHandle>,
@@ -356,15 +360,18 @@ impl Drop for Held {
         if self.handles.is_empty() {
             return;
         }
-        let handles = std::mem::take(&mut self.handles);
         tracing::error!(
-            processes = handles.len(),
+            processes = self.handles.len(),
             "a release stopped while it held processes; resuming them"
         );
-        // Dropped while unwinding in the release's task, within the node's runtime.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let mut unqueued: Vec<ProcessHandle> = std::mem::take(&mut self.handles);
+        unqueued.retain(|handle| !handle.abort_and_resume_now() && handle.exit_reason().is_none());
+        // A control queue that was full: signal as soon as there is room.
+        if !unqueued.is_empty()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
             runtime.spawn(async move {
-                for handle in &handles {
+                for handle in &unqueued {
                     let _ = handle.abort().await;
                     let _ = handle.resume_by(Suspender::Release).await;
                 }

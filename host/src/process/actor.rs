@@ -140,7 +140,10 @@ impl ProcessActor {
     /// call still queued with the exit reason.
     ///
     /// It works on `self` itself: an async fn keeps room for its arguments, so moving the
-    /// actor into a local would store it twice in every process's task.
+    /// actor into a local would store it twice in every process's task. That also fixes an
+    /// order callers rely on: `_unregister`, a local, drops before the argument, so a
+    /// panicking task writes its exit reason before the mailbox closes (see
+    /// `handle::reply_or_exit`).
     pub async fn run(mut self) {
         let _unregister = ExitGuard {
             status: self.status.clone(),

@@ -175,6 +175,23 @@ impl ProcessHandle {
         self.signal(|reply| Control::Commit { reply }).await
     }
 
+    /// A release's way out when it cannot await (a guard's `drop`): queues, without
+    /// waiting for the answers, a signal to drop what is staged and one to lift the
+    /// release's hold. They are served after what the actor already has and before anything
+    /// sent later, such as the next release's suspend. `false` when the control queue is
+    /// full or the process is gone.
+    pub(crate) fn abort_and_resume_now(&self) -> bool {
+        let abort = Control::Abort {
+            reply: oneshot::channel().0,
+        };
+        let resume = Control::Resume {
+            by: Suspender::Release,
+            reply: oneshot::channel().0,
+        };
+        let control = &self.channels.control;
+        control.try_send(Box::new(abort)).is_ok() && control.try_send(Box::new(resume)).is_ok()
+    }
+
     /// Drops what [`stage`](Self::stage) prepared, if anything.
     pub(crate) async fn abort(&self) -> Result<(), ExitReason> {
         self.signal(|reply| Control::Abort { reply }).await
@@ -278,7 +295,9 @@ impl ProcessHandle {
 /// means the process is ending, and its exit reason is written before its mailbox closes
 /// (`mailbox_closed`): by the actor before it answers, or, when the task serving it
 /// panicked, by the guard in `ProcessActor::run`, after the unwinding has dropped the call
-/// in progress. Reading the reason at once could report a panic as a plain shutdown.
+/// in progress. Reading the reason at once could report a panic as a plain shutdown. (A
+/// panic while the process hibernates drops its mailbox first: its callers read
+/// `Shutdown`.)
 async fn reply_or_exit(
     answer: oneshot::Receiver<Result<Vec<u8>, CallError>>,
     mailbox_closed: impl Future<Output = ()>,

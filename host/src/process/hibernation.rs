@@ -15,9 +15,10 @@
 //!
 //! A guest that refuses to write its state stays awake until it has served another
 //! message. One that traps in `snapshot`, or cannot adopt its own state on waking, exits
-//! with that as its reason, as it would have on a swap. A wake that cannot instantiate
-//! (a pool briefly full of swap targets) tries [`WAKE_ATTEMPTS`] times, backing off, before
-//! the process exits with the reason; its state is then lost, as a crashed process's is.
+//! with that as its reason, as it would have on a swap. A wake that finds the instance pool
+//! full waits for a slot, as every instantiation does (`instance::POOL_SLOT_WAIT`); if none
+//! comes free, the process exits with the reason, and its state is lost, as a crashed
+//! process's is.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,9 +35,6 @@ use crate::process::control::Control;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::Envelope;
 use crate::swap::{self, SwapReport};
-
-/// How many times a wake tries to instantiate; it waits 1, 4, then 16 ms between tries.
-const WAKE_ATTEMPTS: u32 = 4;
 
 /// A process without an instance: its parts, its version and its state.
 struct Asleep {
@@ -189,22 +187,10 @@ impl Asleep {
             callback: callback.to_string(),
             cause: format!("waking from hibernation: {cause}"),
         };
-        let mut attempt = 1;
-        let mut instance = loop {
-            let registry = self.parts.registry.clone();
-            match GuestInstance::instantiate(&self.version, status.pid, registry, policy).await {
-                Ok(instance) => break instance,
-                Err(cause) if attempt == WAKE_ATTEMPTS => {
-                    let cause = format!("{cause} (tried {WAKE_ATTEMPTS} times)");
-                    return Err(failed("instantiate", cause));
-                }
-                Err(cause) => {
-                    tracing::debug!(pid = status.pid, attempt, %cause, "cannot wake yet");
-                    tokio::time::sleep(Duration::from_millis(4u64.pow(attempt - 1))).await;
-                    attempt += 1;
-                }
-            }
-        };
+        let registry = self.parts.registry.clone();
+        let mut instance = GuestInstance::instantiate(&self.version, status.pid, registry, policy)
+            .await
+            .map_err(|cause| failed("instantiate", cause))?;
         let own = Change::Upgrade(self.version.vsn.to_string());
         match instance
             .code_change(&own, &self.state, &[], policy.swap_time_limit)

@@ -45,10 +45,12 @@ impl fmt::Display for DeadlineExceeded {
 
 impl std::error::Error for DeadlineExceeded {}
 
-/// How long an instantiation waits for a slot of a full instance pool. Instances that were
-/// swapped out or exited are dropped off their actor's task, a moment later: a spawn or a
-/// swap that comes right after must wait for that slot, not fail. A pool still full after
-/// this is full of live instances.
+/// How long an instantiation waits for a slot of a full instance pool, trying again after
+/// 1, 2, 4, ... 64 ms. Instances that were swapped out or exited are dropped off their
+/// actor's task, a moment later: a spawn or a swap that comes right after must wait for
+/// that slot, not fail. A pool still full after this is full of live instances. (A guest
+/// of many core modules may find the pool's core-instance or memory slots full after its
+/// first modules' start functions ran: those run again on the next attempt.)
 pub const POOL_SLOT_WAIT: Duration = Duration::from_secs(1);
 
 /// Why one attempt at instantiating failed.
@@ -85,11 +87,13 @@ impl GuestInstance {
         policy: &Policy,
     ) -> Result<Self, String> {
         let started = Instant::now();
+        let mut backoff = Duration::from_millis(1);
         loop {
             match Self::attempt(module, pid, registry.clone(), policy).await {
                 Ok(instance) => return Ok(instance),
                 Err(Attempt::PoolFull(_)) if started.elapsed() < POOL_SLOT_WAIT => {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(64));
                 }
                 Err(Attempt::PoolFull(cause)) => {
                     return Err(format!(
@@ -149,7 +153,7 @@ impl GuestInstance {
             Some(Ok(bindings)) => bindings,
             Some(Err(error)) => {
                 let cause = describe("instantiate", &error, &store).cause;
-                let pool_full = error.chain().any(|e| e.is::<PoolConcurrencyLimitError>());
+                let pool_full = error.is::<PoolConcurrencyLimitError>();
                 return Err(if pool_full {
                     Attempt::PoolFull(cause)
                 } else {

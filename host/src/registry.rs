@@ -58,9 +58,11 @@ impl From<&str> for ProcessRef {
     }
 }
 
-/// Tells the nodes of one OS process apart, in guest log lines: pids restart at 1 in every
-/// node, so a pid alone does not say whose process wrote a line. Never reused.
-pub type NodeId = u64;
+/// Tells the nodes of one OS process apart, in guest log lines (as the `node` field): pids
+/// restart at 1 in every node, so a pid alone does not say whose process wrote a line.
+/// Never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId(pub u64);
 
 static NEXT_NODE: AtomicU64 = AtomicU64::new(1);
 
@@ -87,7 +89,7 @@ pub struct Registry {
 impl Default for Registry {
     fn default() -> Self {
         Self {
-            node: NEXT_NODE.fetch_add(1, Ordering::Relaxed),
+            node: NodeId(NEXT_NODE.fetch_add(1, Ordering::Relaxed)),
             processes: RwLock::default(),
             names: RwLock::default(),
             // 0 is OUTSIDE, the pid of callers that are not processes.

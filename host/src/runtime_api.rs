@@ -14,7 +14,7 @@ impl types::Host for ProcessContext {}
 
 impl runtime::Host for ProcessContext {
     fn log(&mut self, level: Level, message: String) {
-        let (node, pid) = (self.registry.node(), self.pid);
+        let (node, pid) = (self.registry.node().0, self.pid);
         let (module, vsn) = (&*self.module, &*self.vsn);
         match level {
             Level::Trace => tracing::trace!(target: "guest", node, pid, module, vsn, "{message}"),

@@ -69,7 +69,7 @@ pub fn vsn(node: &Node, target: &ProcessRef) -> String {
 /// A captured guest log line.
 #[derive(Debug, Clone)]
 pub struct GuestLine {
-    pub node: NodeId,
+    pub node: Option<NodeId>,
     pub pid: Pid,
     pub vsn: String,
     pub message: String,
@@ -84,7 +84,7 @@ pub fn guest_lines(node: &Node, pid: Pid) -> Vec<GuestLine> {
     capture_guest_logs();
     lines()
         .iter()
-        .filter(|line| line.node == node.id() && line.pid == pid)
+        .filter(|line| line.node == Some(node.id()) && line.pid == pid)
         .cloned()
         .collect()
 }
@@ -146,7 +146,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for GuestCapture {
 
 #[derive(Default)]
 struct FieldVisitor {
-    node: NodeId,
+    node: Option<NodeId>,
     pid: Pid,
     vsn: String,
     message: String,
@@ -155,7 +155,7 @@ struct FieldVisitor {
 impl tracing::field::Visit for FieldVisitor {
     fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
         match field.name() {
-            "node" => self.node = value,
+            "node" => self.node = Some(NodeId(value)),
             "pid" => self.pid = value,
             _ => {}
         }

@@ -106,7 +106,7 @@ async fn a_release_can_move_every_process_of_a_node_sized_by_its_config() {
         all.push(target);
     }
     let everyone = release(&format!(
-        "name = \"logging\"\n[[module]]\nname = \"kv\"\nfile = \"{}\"\n",
+        "name = \"everyone\"\n[[module]]\nname = \"kv\"\nfile = \"{}\"\n",
         file(&guest("kv-v1"))
     ));
     let report = node.upgrade(&everyone).await.expect("upgrade");

@@ -109,7 +109,7 @@ impl GuestOutput {
     }
 
     fn emit(&self, line: &str) {
-        let (node, pid, stream) = (self.node, self.pid, self.stream.name());
+        let (node, pid, stream) = (self.node.0, self.pid, self.stream.name());
         let (module, vsn) = (&*self.module, &*self.vsn);
         match self.stream {
             Stream::Stdout => {
@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn lines_are_split_kept_and_capped() {
-        let out = GuestOutput::new(1, 1, "kv".into(), "0".into(), Stream::Stderr);
+        let out = GuestOutput::new(NodeId(1), 1, "kv".into(), "0".into(), Stream::Stderr);
         out.write(b"first\nsec");
         out.write(b"ond\nthird");
         assert_eq!(out.tail(), ["first", "second", "third"]);

@@ -32,6 +32,9 @@ struct InitArgs {
 /// insert per key. A state arrives in key order, as [`Entries`] writes it, and inserting
 /// each key searched the tree again: for a 1 MiB state (57,000 keys), those searches' string
 /// comparisons were about half the CPU of a swap. A later duplicate key wins, as with inserts.
+/// The price is memory for a moment: the pairs, and the scratch space of the (stable) sort
+/// that finds them sorted, are held beside the tree being built, so a state close to the
+/// instance's memory limit has less room than it had with inserts.
 fn in_bulk<'de, D: Deserializer<'de>>(input: D) -> Result<BTreeMap<String, Value>, D::Error> {
     struct Pairs;
 

@@ -143,7 +143,7 @@ impl ProcessActor {
     /// actor into a local would store it twice in every process's task. That also fixes an
     /// order callers rely on: `_unregister`, a local, drops before the argument, so a
     /// panicking task writes its exit reason before the mailbox closes (see
-    /// `handle::reply_or_exit`).
+    /// `handle::answered`).
     pub async fn run(mut self) {
         let _unregister = ExitGuard {
             status: self.status.clone(),

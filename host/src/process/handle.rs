@@ -65,9 +65,10 @@ impl ProcessHandle {
             caller,
             reply,
         })?;
-        let reply = reply_or_exit(answer, self.channels.mailbox.closed(), || self.exited());
+        let reply = answered(answer, self.channels.mailbox.closed());
         match tokio::time::timeout(timeout, reply).await {
-            Ok(result) => result,
+            Ok(Some(result)) => result,
+            Ok(None) => Err(self.exited()),
             Err(_) => Err(CallError::Timeout {
                 pid: self.pid(),
                 timeout,
@@ -253,7 +254,9 @@ impl ProcessHandle {
         {
             return Err(self.status.exit_reason());
         }
-        answer.await.map_err(|_| self.status.exit_reason())
+        answered(answer, self.channels.mailbox.closed())
+            .await
+            .ok_or_else(|| self.status.exit_reason())
     }
 
     fn control_exited(&self, reason: ExitReason) -> ControlError {
@@ -291,23 +294,23 @@ impl ProcessHandle {
     }
 }
 
-/// The reply to a call, or why the process ended without giving it. A reply dropped unsent
+/// The answer to a call or a control signal, or `None` once the process has ended without
+/// giving it: then, and only then, its exit reason may be read. A reply dropped unsent
 /// means the process is ending, and its exit reason is written before its mailbox closes
 /// (`mailbox_closed`): by the actor before it answers, or, when the task serving it
-/// panicked, by the guard in `ProcessActor::run`, after the unwinding has dropped the call
-/// in progress. Reading the reason at once could report a panic as a plain shutdown. (A
-/// panic while the process hibernates drops its mailbox first: its callers read
-/// `Shutdown`.)
-async fn reply_or_exit(
-    answer: oneshot::Receiver<Result<Vec<u8>, CallError>>,
+/// panicked, by the guard in `ProcessActor::run`, after the unwinding has dropped the
+/// request in progress. Reading the reason at once could report a panic as a plain
+/// shutdown. (A panic while the process hibernates drops its mailbox first: its callers
+/// read `Shutdown`.)
+async fn answered<T>(
+    answer: oneshot::Receiver<T>,
     mailbox_closed: impl Future<Output = ()>,
-    exited: impl FnOnce() -> CallError,
-) -> Result<Vec<u8>, CallError> {
+) -> Option<T> {
     match answer.await {
-        Ok(result) => result,
+        Ok(value) => Some(value),
         Err(_) => {
             mailbox_closed.await;
-            Err(exited())
+            None
         }
     }
 }
@@ -327,11 +330,11 @@ mod tests {
             let exit = exit.clone();
             tokio::spawn(async move {
                 let closed = mailbox.closed();
-                reply_or_exit(answer, closed, || CallError::Exited {
-                    pid: 7,
-                    reason: exit.get().cloned().unwrap_or(ExitReason::Shutdown),
-                })
-                .await
+                let reply: Option<Result<Vec<u8>, CallError>> = answered(answer, closed).await;
+                // What the caller reports: the reason written by the time it reads it.
+                reply
+                    .map(drop)
+                    .ok_or_else(|| exit.get().cloned().unwrap_or(ExitReason::Shutdown))
             })
         };
         // A panic's unwinding: the call in progress goes first, then the guard writes the
@@ -343,9 +346,6 @@ mod tests {
         };
         exit.get_or_init(|| fault.clone());
         receiver.close();
-        match caller.await.expect("caller task") {
-            Err(CallError::Exited { pid: 7, reason }) => assert_eq!(reason, fault),
-            other => panic!("expected the host fault, got {other:?}"),
-        }
+        assert_eq!(caller.await.expect("caller task"), Err(fault));
     }
 }

@@ -66,6 +66,15 @@ pub fn vsn(node: &Node, target: &ProcessRef) -> String {
     node.process(target).expect("process alive").describe().vsn
 }
 
+/// Lets every `slow` code change of the `hostile-migrate` fixture end: it works until a
+/// process is registered under this name. A test opens the gate once it has done what must
+/// happen during the migration, so that no timing decides the test.
+pub async fn open_slow_migration_gate(node: &Node, module: &str) {
+    node.spawn(SpawnSpec::new(module).name("slow-migration-may-end"))
+        .await
+        .expect("the gate's process");
+}
+
 /// A captured guest log line.
 #[derive(Debug, Clone)]
 pub struct GuestLine {

@@ -41,10 +41,11 @@ async fn a_message_served_during_the_migration_sends_the_swap_the_classic_way() 
             node.swap(&kv, slow, options).await
         })
     };
-    // The new instance migrates for 200 ms; the old one serves this meanwhile.
+    // The new instance migrates until the gate opens; the old one serves this meanwhile.
     logged(&node, pid, "migrating slowly").await;
     assert_eq!(put(&node, &kv, "a", json!(2)).await, json!(1));
     assert_eq!(vsn(&node, &kv), "0", "served by the old version");
+    open_slow_migration_gate(&node, "kv").await;
 
     let report = swapping.await.expect("task").expect("swap");
     assert!(!report.migrated_before_pause, "{report:?}");

@@ -333,6 +333,11 @@ async fn a_resume_between_stage_and_commit_waits_for_the_commit() {
         let (node, fast) = (node.clone(), fast.clone());
         tokio::spawn(async move { put(&node, &fast, "late", json!(1)).await })
     };
+    // The put is queued behind the hold that only the commit lifts; then the migration ends.
+    while node.process(&fast).expect("alive").describe().mailbox == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    open_slow_migration_gate(&node, "kv").await;
     upgrade
         .await
         .expect("release task")
@@ -350,6 +355,8 @@ async fn a_resume_between_stage_and_commit_waits_for_the_commit() {
 #[tokio::test]
 async fn a_release_leaves_an_operators_suspension_alone() {
     let (node, fast, slow) = two_modules_and_hostile_migrate().await;
+    // Nothing here needs the migration to take long.
+    open_slow_migration_gate(&node, "kv").await;
     node.suspend(&fast).await.expect("suspend");
     node.upgrade(&one_fast_one_slow()).await.expect("release");
     let suspended: Vec<bool> = [&fast, &slow]

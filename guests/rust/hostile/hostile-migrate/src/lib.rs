@@ -10,11 +10,13 @@
 //! | `recurse`   | recurses until the stack overflows                              |
 //! | `trap`      | panics (a trap)                                                 |
 //! | `error`     | returns an `Err` that names the extra                           |
-//! | `slow`      | logs `migrating slowly`, works 200 ms, then adopts like kv     |
+//! | `slow`      | logs `migrating slowly`, works until the gate opens, then adopts |
 //! | anything else, or none | adopts the kv state `{"entries":{...}}`, like kv     |
 //!
 //! (`extra` is compared after trimming ASCII whitespace.) `slow` is not hostile: it gives
-//! the old version time to serve messages while the new one migrates. The host must refuse
+//! the old version time to serve messages while the new one migrates, for as long as a
+//! test needs, however loaded the machine: it works until a process named
+//! `slow-migration-may-end` is registered (at most 10 s). The host must refuse
 //! every one of the first five swaps: the loop at the swap's time limit, the bomb at the memory limit, the
 //! overflow, the trap and the error as they come; drop this instance; and keep the old
 //! version serving its state, untouched, with the reason in the swap's error.
@@ -24,15 +26,18 @@
 
 use std::hint::black_box;
 
-use hotswap_guest::{Change, GenServer, Pid, json, log};
+use hotswap_guest::{Change, GenServer, Pid, json, log, whereis};
 use kv_core::{AccessLog, Entries};
 use serde::Deserialize;
 
 /// One mebibyte.
 const MIB: usize = 1 << 20;
 
-/// How long a `slow` migration works.
-const SLOW_MIGRATION: std::time::Duration = std::time::Duration::from_millis(200);
+/// A `slow` migration ends once a process is registered under this name.
+const SLOW_MIGRATION_GATE: &str = "slow-migration-may-end";
+
+/// How long a `slow` migration works when nobody opens its gate.
+const SLOW_MIGRATION_CAP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The one request this server adds to kv's.
 #[derive(Deserialize)]
@@ -98,7 +103,9 @@ impl GenServer for Migrate {
             b"slow" => {
                 log::info(&format!("code_change ({direction}) migrating slowly"));
                 let started = std::time::Instant::now();
-                while started.elapsed() < SLOW_MIGRATION {
+                while whereis(SLOW_MIGRATION_GATE).is_none()
+                    && started.elapsed() < SLOW_MIGRATION_CAP
+                {
                     black_box(started);
                 }
                 json::decode(state).map_err(|why| format!("the state does not parse: {why}"))

@@ -296,7 +296,8 @@ impl Node {
         let (handle, actor) = ProcessActor::new(status, instance, registry.clone());
         registry.register(handle)?;
         tokio::spawn(actor.run());
-        tracing::info!(pid, module = %version.name, vsn = %version.vsn, "spawned");
+        let node = registry.node().0;
+        tracing::info!(node, pid, module = %version.name, vsn = %version.vsn, "spawned");
         Ok(pid)
     }
 

@@ -58,8 +58,9 @@ impl From<&str> for ProcessRef {
     }
 }
 
-/// Tells the nodes of one OS process apart, in guest log lines (as the `node` field): pids
-/// restart at 1 in every node, so a pid alone does not say whose process wrote a line.
+/// Tells the nodes of one OS process apart, in log lines (the `node` field of guest lines
+/// and of a process's `spawned` and `process exited`): pids restart at 1 in every node, so
+/// a pid alone does not say whose process a line is about.
 /// Never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NodeId(pub u64);

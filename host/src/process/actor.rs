@@ -434,8 +434,10 @@ impl ProcessActor {
     pub(super) fn exit(mut self, reason: ExitReason) {
         let reason = self.mark_exited(reason);
         let version = self.status.running();
+        let node = self.registry.node().0;
         match &reason {
             ExitReason::Trapped { .. } => tracing::warn!(
+                node,
                 pid = self.status.pid,
                 module = %version.name,
                 vsn = %version.vsn,
@@ -443,6 +445,7 @@ impl ProcessActor {
                 "process exited"
             ),
             _ => tracing::info!(
+                node,
                 pid = self.status.pid,
                 module = %version.name,
                 vsn = %version.vsn,
@@ -525,7 +528,7 @@ impl Drop for ExitGuard {
             }
         });
         if matches!(reason, ExitReason::HostFault { .. }) {
-            tracing::error!(pid, %reason, "process exited");
+            tracing::error!(node = self.registry.node().0, pid, %reason, "process exited");
         }
         self.registry.unregister(pid);
         self.registry.cancel_timers_of(pid);

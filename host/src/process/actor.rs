@@ -35,13 +35,15 @@ pub(crate) struct ProcessActor {
     /// still served.
     holds: Holds,
     /// A new instance that accepted the state, waiting for its release to commit or abort.
-    staged: Option<Staged>,
+    /// Boxed, like `retired`: each is there only for a moment around a swap, and inline they
+    /// would make every idle process's task larger by an instance each.
+    staged: Option<Box<Staged>>,
     /// The guest refused to write its state for hibernation; it stays awake until it has
     /// served another message.
     hibernation_refused: bool,
     /// The instance a swap replaced, dropped once the mailbox is empty: freeing a Store
     /// has no place in a swap's pause.
-    retired: Option<GuestInstance>,
+    retired: Option<Box<GuestInstance>>,
 }
 
 /// Why [`ProcessActor::serve`] returned.
@@ -109,8 +111,8 @@ impl ProcessActor {
     /// Keeps `old` to drop when the mailbox is next empty (at once, off this task, if one
     /// is waiting already: a busy process keeps at most one).
     pub(crate) fn retire(&mut self, old: GuestInstance) {
-        if let Some(previous) = self.retired.replace(old) {
-            swap::retire(previous);
+        if let Some(previous) = self.retired.replace(Box::new(old)) {
+            swap::retire(*previous);
         }
     }
 
@@ -118,7 +120,7 @@ impl ProcessActor {
     /// returned for the caller to drop.
     pub(super) fn into_parts(mut self) -> (Parts, GuestInstance) {
         if let Some(retired) = self.retired.take() {
-            swap::retire(retired);
+            swap::retire(*retired);
         }
         let parts = Parts {
             status: self.status,
@@ -187,7 +189,7 @@ impl ProcessActor {
                 Next::Message(envelope) => self.serve_message(envelope).await,
                 Next::DropRetired => {
                     if let Some(retired) = self.retired.take() {
-                        swap::retire(retired);
+                        swap::retire(*retired);
                     }
                     Flow::Continue
                 }
@@ -339,11 +341,11 @@ impl ProcessActor {
                 reply,
             } => {
                 if let Some(previous) = self.staged.take() {
-                    swap::abort(previous);
+                    swap::abort(*previous);
                 }
                 match swap::stage(self, *next, options).await {
                     Ok(staged) => {
-                        self.staged = Some(staged);
+                        self.staged = Some(Box::new(staged));
                         let _ = reply.send(Ok(()));
                         Flow::Continue
                     }
@@ -356,13 +358,13 @@ impl ProcessActor {
             }
             Control::Commit { reply } => {
                 // Logged by the release, which knows each process's pause.
-                let report = self.staged.take().map(|staged| swap::commit(self, staged));
+                let report = self.staged.take().map(|staged| swap::commit(self, *staged));
                 let _ = reply.send(report);
                 Flow::Continue
             }
             Control::Abort { reply } => {
                 if let Some(staged) = self.staged.take() {
-                    swap::abort(staged);
+                    swap::abort(*staged);
                 }
                 let _ = reply.send(());
                 Flow::Continue

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hotswap::{Direction, ModuleVersion, Node, Policy, ProcessRef, SpawnSpec, SwapOptions};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::common::*;

@@ -23,6 +23,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::process::Pid;
 use crate::registry::NodeId;
+use crate::sandbox::thread_random::ThreadRandom;
 use crate::sandbox::{GuestOutput, Stream};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -136,6 +137,10 @@ impl Grants {
         vsn: &Arc<str>,
     ) -> Result<(WasiCtx, Outputs), String> {
         let mut builder = WasiCtxBuilder::new();
+        // Stateless: the default generators would cost every process 350 bytes of heap.
+        builder
+            .secure_random(ThreadRandom)
+            .insecure_random(ThreadRandom);
         let output = |stream| GuestOutput::new(node, pid, module.clone(), vsn.clone(), stream);
         let outputs = match self.output {
             OutputMode::Log => {

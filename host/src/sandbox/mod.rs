@@ -8,6 +8,7 @@
 
 mod grants;
 mod guest_output;
+mod thread_random;
 
 use std::time::Duration;
 

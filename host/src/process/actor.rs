@@ -145,7 +145,8 @@ impl ProcessActor {
     /// actor into a local would store it twice in every process's task. That also fixes an
     /// order callers rely on: `_unregister`, a local, drops before the argument, so a
     /// panicking task writes its exit reason before the mailbox closes (see
-    /// `handle::answered`).
+    /// `handle::answered`). While the process hibernates the mailbox is in the hibernation's
+    /// future, which `_reason_first` precedes in the same way.
     pub async fn run(mut self) {
         let _unregister = ExitGuard {
             status: self.status.clone(),
@@ -156,10 +157,18 @@ impl ProcessActor {
                 Pause::Exit(reason) => return self.exit(reason),
                 // Boxed, like control signals below: a task is as large as its largest
                 // state, and rare paths should not make every idle process pay for theirs.
-                Pause::Idle => match Box::pin(hibernation::hibernate(self)).await {
-                    Some(woken) => self = woken,
-                    None => return,
-                },
+                Pause::Idle => {
+                    let status = self.status.clone();
+                    let asleep = Box::pin(hibernation::hibernate(self));
+                    // Declared after `asleep`, so dropped before it when a panic unwinds
+                    // through the await: the reason is written before the sleeping
+                    // process's mailbox closes, as `_unregister` does for an awake one.
+                    let _reason_first = PanicReason(status);
+                    match asleep.await {
+                        Some(woken) => self = woken,
+                        None => return,
+                    }
+                }
             }
         }
     }
@@ -522,9 +531,7 @@ impl Drop for ExitGuard {
         let pid = self.status.pid;
         let reason = self.status.exit.get_or_init(|| {
             if std::thread::panicking() {
-                ExitReason::HostFault {
-                    cause: "the task serving the process panicked".into(),
-                }
+                task_panicked()
             } else {
                 ExitReason::Shutdown
             }
@@ -534,5 +541,25 @@ impl Drop for ExitGuard {
         }
         self.registry.unregister(pid);
         self.registry.cancel_timers_of(pid);
+    }
+}
+
+/// Writes [`task_panicked`] as the exit reason if it is dropped while a panic unwinds,
+/// and nothing otherwise: for a scope that must record the reason before something
+/// declared ahead of it (and so dropped after it) closes the mailbox.
+struct PanicReason(Arc<ProcessStatus>);
+
+impl Drop for PanicReason {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.exit.get_or_init(task_panicked);
+        }
+    }
+}
+
+/// The exit reason of a process whose task panicked in host code.
+fn task_panicked() -> ExitReason {
+    ExitReason::HostFault {
+        cause: "the task serving the process panicked".into(),
     }
 }

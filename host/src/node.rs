@@ -227,7 +227,13 @@ impl Node {
 
     fn register(&self, version: ModuleVersion) -> Arc<ModuleVersion> {
         let version = self.inner.modules.insert(version);
-        tracing::info!(module = %version.name, vsn = %version.vsn, hash = %&version.hash[..12], "loaded");
+        tracing::info!(
+            node = self.inner.registry.node().0,
+            module = %version.name,
+            vsn = %version.vsn,
+            hash = %&version.hash[..12],
+            "loaded"
+        );
         version
     }
 
@@ -292,7 +298,13 @@ impl Node {
                 });
             }
         }
-        let status = Arc::new(ProcessStatus::new(pid, spec.name, policy, version.clone()));
+        let status = Arc::new(ProcessStatus::new(
+            pid,
+            registry.node(),
+            spec.name,
+            policy,
+            version.clone(),
+        ));
         let (handle, actor) = ProcessActor::new(status, instance, registry.clone());
         registry.register(handle)?;
         tokio::spawn(actor.run());

@@ -26,6 +26,7 @@ use crate::code::ModuleVersion;
 use crate::error::SwapError;
 use crate::process::ProcessHandle;
 use crate::process::instance::GuestInstance;
+use crate::registry::NodeId;
 use crate::swap::{self, SwapOptions, SwapReport};
 
 /// Where a process was when its state was read: messages served and swaps committed.
@@ -69,6 +70,7 @@ pub(crate) struct Adoption {
 /// Completes the report of a committed adoption: the pause is the snapshot's wait plus the
 /// commit's (`commit_took`), and what queued in either; logs it.
 pub(crate) fn committed(
+    node: NodeId,
     mut report: SwapReport,
     paused: Duration,
     queued: u64,
@@ -80,7 +82,7 @@ pub(crate) fn committed(
     report.queued_during_pause = queued + queued_at_commit;
     report.total = requested_at.elapsed();
     report.migrated_before_pause = true;
-    swap::log_committed(&report);
+    swap::log_committed(node, &report);
     report
 }
 
@@ -134,7 +136,7 @@ pub(crate) async fn swap(
     )
     .await
     {
-        tracing::warn!(pid = handle.pid(), module = %from.name, vsn = %from.vsn, %error, "swap refused");
+        tracing::warn!(node = handle.status.node.0, pid = handle.pid(), module = %from.name, vsn = %from.vsn, %error, "swap refused");
         return Err(error);
     }
     let adoption = Adoption {

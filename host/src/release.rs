@@ -288,7 +288,12 @@ pub(crate) async fn execute(
         }
         resume_all(suspended.iter().map(|(s, ..)| &s.handle)).await;
         held.let_go();
-        tracing::warn!(release, failures = failures.len(), "release rolled back");
+        tracing::warn!(
+            node = registry.node().0,
+            release,
+            failures = failures.len(),
+            "release rolled back"
+        );
         return Err(ReleaseError::RolledBack {
             release: release.to_string(),
             failures,
@@ -314,6 +319,7 @@ pub(crate) async fn execute(
     held.let_go();
     let pause = paused_at.elapsed();
     tracing::info!(
+        node = registry.node().0,
         release,
         processes = reports.len(),
         pause_us = pause.as_micros() as u64,

@@ -26,6 +26,7 @@ use crate::process::actor::{Flow, ProcessActor};
 use crate::process::instance::{GuestInstance, GuestTrap};
 use crate::process::status::ProcessStatus;
 use crate::process::{ExitReason, Pid};
+use crate::registry::NodeId;
 
 /// Which way a swap goes; the new instance's `code-change` is told, with the vsn being left.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,11 +115,11 @@ pub(crate) async fn stage(
     mut next: GuestInstance,
     options: SwapOptions,
 ) -> Result<Staged, StageFailure> {
-    let pid = actor.status.pid;
+    let (pid, node) = (actor.status.pid, actor.status.node.0);
     let limit = actor.status.policy.swap_time_limit;
     let from = actor.instance.module().clone();
     let refuse = |error: SwapError, next: GuestInstance| {
-        tracing::warn!(pid, module = %from.name, vsn = %from.vsn, %error, "swap refused");
+        tracing::warn!(node, pid, module = %from.name, vsn = %from.vsn, %error, "swap refused");
         retire(next);
         StageFailure { error, exit: None }
     };
@@ -282,7 +283,7 @@ pub(crate) async fn swap_now(
             report.pause = paused_at.elapsed();
             report.total = requested_at.elapsed();
             report.queued_during_pause = actor.status.enqueued() - queued_before;
-            log_committed(&report);
+            log_committed(actor.status.node, &report);
             let _ = reply.send(Ok(report));
             Flow::Continue
         }
@@ -295,8 +296,9 @@ pub(crate) async fn swap_now(
 }
 
 /// Logs a committed swap, once its pause is over.
-pub(crate) fn log_committed(report: &SwapReport) {
+pub(crate) fn log_committed(node: NodeId, report: &SwapReport) {
     tracing::info!(
+        node = node.0,
         pid = report.pid,
         module = %report.module,
         from = %report.from_vsn,

@@ -333,6 +333,7 @@ impl ProcessActor {
                     let report = swap::commit(self, staged);
                     let queued_at_commit = self.status.enqueued() - queued_before;
                     let report = optimistic_swap::committed(
+                        self.status.node,
                         report,
                         paused,
                         queued,
@@ -427,7 +428,12 @@ impl ProcessActor {
             Control::Stop { reason, reply } => {
                 let limit = self.status.policy.message_time_limit;
                 if let Err(trap) = self.instance.terminate(&reason, limit).await {
-                    tracing::warn!(pid = self.status.pid, %trap, "terminate failed; stopping anyway");
+                    tracing::warn!(
+                        node = self.status.node.0,
+                        pid = self.status.pid,
+                        %trap,
+                        "terminate failed; stopping anyway"
+                    );
                 }
                 // Unregister before answering, so that the stopper sees the process gone.
                 let reason = self.mark_exited(ExitReason::Stopped { reason });

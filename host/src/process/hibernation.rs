@@ -56,7 +56,12 @@ pub(crate) async fn hibernate(mut actor: ProcessActor) -> Option<ProcessActor> {
     let state = match actor.instance.snapshot(limit).await {
         Ok(Ok(state)) => state,
         Ok(Err(reason)) => {
-            tracing::debug!(pid = actor.status.pid, %reason, "snapshot refused; not hibernating");
+            tracing::debug!(
+                node = actor.status.node.0,
+                pid = actor.status.pid,
+                %reason,
+                "snapshot refused; not hibernating"
+            );
             actor.stay_awake();
             return Some(actor);
         }
@@ -71,6 +76,7 @@ pub(crate) async fn hibernate(mut actor: ProcessActor) -> Option<ProcessActor> {
     tokio::task::spawn_blocking(move || drop(instance));
     parts.status.hibernating.store(true, Ordering::Release);
     tracing::debug!(
+        node = parts.status.node.0,
         pid = parts.status.pid,
         state_bytes = state.len(),
         "hibernating"
@@ -154,6 +160,7 @@ impl Asleep {
         let report =
             swap::record_commit(status, &self.version, &to, direction, adoption.state_bytes);
         let report = optimistic_swap::committed(
+            status.node,
             report,
             adoption.paused,
             adoption.queued,

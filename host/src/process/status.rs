@@ -9,10 +9,13 @@ use serde::{Deserialize, Serialize};
 use crate::code::ModuleVersion;
 use crate::optimistic_swap::Mark;
 use crate::process::{ExitReason, Pid};
+use crate::registry::NodeId;
 use crate::sandbox::Policy;
 
 pub(crate) struct ProcessStatus {
     pub pid: Pid,
+    /// The node the process runs on, for log lines: pids restart at 1 in every node.
+    pub node: NodeId,
     pub name: Option<String>,
     /// Limits and grants, applied to every instance of this process (swap targets too).
     pub policy: Policy,
@@ -36,12 +39,14 @@ pub(crate) struct ProcessStatus {
 impl ProcessStatus {
     pub fn new(
         pid: Pid,
+        node: NodeId,
         name: Option<String>,
         policy: Policy,
         running: Arc<ModuleVersion>,
     ) -> Self {
         Self {
             pid,
+            node,
             name,
             policy,
             running: Mutex::new(running),

@@ -185,11 +185,11 @@ impl NodeConfig {
     /// The instance allocation this config asks for, each memory as large as the largest
     /// limit configured: two slots per process, because a release may move every process
     /// at once, and each then holds its old instance and its new one until the commit; and
-    /// a few more for loads and for instances still being dropped. (A process kept busy
-    /// since its last swap drops the instance it swapped out only when its mailbox is next
-    /// empty; a release right behind that swap waits for the slot, see
-    /// `instance::POOL_SLOT_WAIT`.) Up to `max_processes = 2040` the pool still gets whole
-    /// 4 GiB reservations and guests check no bounds (see `engine.rs`).
+    /// a few more for loads and for instances still being dropped. (A swapped process gives
+    /// its old instance's slot back after one more message, busy or not; a release right
+    /// behind the swap waits for it, see `instance::POOL_SLOT_WAIT`.) Up to
+    /// `max_processes = 2040` the pool still gets whole 4 GiB reservations and guests
+    /// check no bounds (see `engine.rs`).
     pub fn allocation(&self) -> Allocation {
         let max_memory = self
             .processes

@@ -579,6 +579,51 @@ async fn swaps_back_to_back_wait_for_the_slot_the_last_one_frees() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_kept_busy_frees_the_slot_of_the_instance_its_swap_retired() {
+    // One spare slot again, but the mailbox never empties: the instance a swap retires
+    // must still give its slot back, or the next swap waits for it in vain.
+    let node = node_with_pool(2);
+    let v0 = node.load_file("kv", guest("kv-v0")).await.expect("load");
+    let v1 = node.load_file("kv", guest("kv-v1")).await.expect("load");
+    let kv = spawn_kv_at(&node, "0").await;
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood = tokio::spawn({
+        let (node, kv, flooding) = (node.clone(), kv.clone(), flooding.clone());
+        async move {
+            // Faster than the guest serves: the mailbox stays full, and a full mailbox
+            // refuses the cast, which is not counted.
+            let mut accepted = 0u64;
+            while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                for _ in 0..64 {
+                    let put = format!(r#"{{"op":"put","key":"n","value":{}}}"#, accepted + 1);
+                    if node.cast(&kv, put.into_bytes()).is_ok() {
+                        accepted += 1;
+                    }
+                }
+                tokio::task::yield_now().await;
+            }
+            accepted
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for i in 0..6 {
+        let to = if i % 2 == 0 { v1.clone() } else { v0.clone() };
+        node.swap(&kv, to, SwapOptions::default())
+            .await
+            .unwrap_or_else(|error| panic!("swap {i} of a busy process: {error}"));
+    }
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let accepted = flood.await.expect("flood task");
+    assert!(accepted > 0, "the flood got casts in");
+    assert_eq!(vsn(&node, &kv), "0");
+    assert_eq!(
+        get(&node, &kv, "n").await,
+        json!(accepted),
+        "every accepted cast was served, in order, across the swaps"
+    );
+}
+
 #[tokio::test]
 async fn a_spawn_into_a_pool_full_of_live_processes_is_refused_naming_the_pool() {
     let node = node_with_pool(2);

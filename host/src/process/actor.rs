@@ -41,8 +41,9 @@ pub(crate) struct ProcessActor {
     /// The guest refused to write its state for hibernation; it stays awake until it has
     /// served another message.
     hibernation_refused: bool,
-    /// The instance a swap replaced, dropped once the mailbox is empty: freeing a Store
-    /// has no place in a swap's pause.
+    /// The instance a swap replaced, dropped (off this task) once the mailbox is empty or
+    /// the next message is served, whichever comes first: freeing a Store has no place in
+    /// a swap's pause, nor in the reply to the first message after it.
     retired: Option<Box<GuestInstance>>,
 }
 
@@ -108,8 +109,8 @@ impl ProcessActor {
         }
     }
 
-    /// Keeps `old` to drop when the mailbox is next empty (at once, off this task, if one
-    /// is waiting already: a busy process keeps at most one).
+    /// Keeps `old` to drop once the mailbox is empty or the next message is served (at
+    /// once, off this task, if one is waiting already).
     pub(crate) fn retire(&mut self, old: GuestInstance) {
         if let Some(previous) = self.retired.replace(Box::new(old)) {
             swap::retire(*previous);
@@ -195,7 +196,17 @@ impl ProcessActor {
             };
             let flow = match next {
                 Next::Signal(signal) => Box::pin(self.serve_control(*signal)).await,
-                Next::Message(envelope) => self.serve_message(envelope).await,
+                Next::Message(envelope) => {
+                    let flow = self.serve_message(envelope).await;
+                    // A process kept busy would hold the instance (and its pool slot) for
+                    // as long as its mailbox stays full, or until tokio's budget for one
+                    // poll made the receive yield: a release right behind the swap needs
+                    // that slot.
+                    if let Some(retired) = self.retired.take() {
+                        swap::retire(*retired);
+                    }
+                    flow
+                }
                 Next::DropRetired => {
                     if let Some(retired) = self.retired.take() {
                         swap::retire(*retired);

@@ -14,9 +14,28 @@
 // - objects decode to plain objects and encode with their keys sorted (serde_json keeps a
 //   BTreeMap); a Map with string keys encodes as an object too;
 // - errors use serde_json's words (`expected value at line 1 column 1`), prefixed `not JSON: `.
+//
+// Reading and writing character by character in an interpreter is slow: a megabyte of state
+// took two seconds each way, past a swap's default time limit. So both directions hand the
+// common case to the engine's own JSON.parse and JSON.stringify and sort, each time only when
+// the text or the value is one where they give exactly what this module would (see
+// `parsedNatively`, `quote` and `writeObject`), and keep the exact code for the rest.
 
 /** serde_json refuses more than 127 nested arrays or objects. */
 export const MAX_DEPTH = 127;
+
+/** A float literal (a digit followed by a fraction or an exponent), which JSON.parse may read
+ * otherwise than `Parser` (`1.0` is a JsonFloat here). Looked for in strings too: a string that
+ * merely looks like one costs the exact parser, nothing more. The engine finds this pattern
+ * quickly; `[0-9]{16}`, for integers past 2^53, it does not (`nativeReadsExactly` checks them). */
+const FLOAT_LITERAL = /[0-9][.eE]/;
+
+/** An escaped surrogate, which may be a lone one: serde_json refuses those, JSON.parse does not. */
+const ESCAPED_SURROGATE = /\\u[dD][89a-fA-F]/;
+
+/** A UTF-16 surrogate: in a key, it orders otherwise than JS's `<`; in any string, it may be a
+ * lone one, which JSON cannot hold. */
+const SURROGATE = /[\ud800-\udfff]/;
 
 const I64_MIN = -(2n ** 63n);
 const U64_MAX = 2n ** 64n - 1n;
@@ -48,7 +67,40 @@ export function decode(bytes) {
   } catch {
     throw new JsonError('not JSON: invalid UTF-8');
   }
-  return new Parser(text).document();
+  const value = parsedNatively(text);
+  return value !== undefined ? value : new Parser(text).document();
+}
+
+/** `text` as JSON.parse reads it, when that is what `Parser` would return; `undefined` when it
+ * might not be, and for text that is not JSON, so that the error keeps serde_json's words. */
+function parsedNatively(text) {
+  if (FLOAT_LITERAL.test(text) || text.includes('-0')) return undefined;
+  if (text.includes('\\u') && ESCAPED_SURROGATE.test(text)) return undefined;
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return nativeReadsExactly(value) ? value : undefined;
+}
+
+/** Whether JSON.parse's `value`, read from text without float literals, is what `Parser` reads:
+ * every number a safe integer (a longer literal is a BigInt there), and no more than MAX_DEPTH
+ * arrays and objects nested (serde_json's limit). */
+function nativeReadsExactly(value) {
+  const pending = [value, 0];
+  while (pending.length) {
+    const depth = pending.pop();
+    const item = pending.pop();
+    if (typeof item === 'number') {
+      if (!Number.isSafeInteger(item)) return false;
+    } else if (item !== null && typeof item === 'object') {
+      if (depth >= MAX_DEPTH) return false;
+      for (const key in item) pending.push(item[key], depth + 1);
+    }
+  }
+  return true;
 }
 
 /** Encodes `value` as compact JSON bytes, exactly as serde_json writes a Value. */
@@ -267,21 +319,44 @@ function write(value, parts) {
     });
     parts.push(']');
   } else if (value instanceof Map || (typeof value === 'object' && !ArrayBuffer.isView(value))) {
-    const entries = value instanceof Map ? [...value.entries()] : Object.entries(value);
-    for (const [key] of entries) {
-      if (typeof key !== 'string') throw new JsonError(`cannot encode as JSON: key must be a string, not ${typeof key}`);
-    }
-    entries.sort(([a], [b]) => compareKeys(a, b));
-    parts.push('{');
-    entries.forEach(([key, item], index) => {
-      if (index) parts.push(',');
-      parts.push(quote(key), ':');
-      write(item, parts);
-    });
-    parts.push('}');
+    writeObject(value, parts);
   } else {
     throw new JsonError(`cannot encode as JSON: ${typeof value} is not a JSON value`);
   }
+}
+
+/** A Map with string keys, or an object (plain or without a prototype), as a JSON object with
+ * its keys in Rust's order. A large state is mostly this loop: it does as little as it can per
+ * entry (an object's keys come from the engine at once; a Map's must be iterated). */
+function writeObject(value, parts) {
+  const map = value instanceof Map;
+  const keys = map ? [...value.keys()] : Object.keys(value);
+  if (map) {
+    for (const key of keys) {
+      if (typeof key !== 'string') throw new JsonError(`cannot encode as JSON: key must be a string, not ${typeof key}`);
+    }
+  }
+  // Without a surrogate, no key is a lone one: JSON.stringify quotes them as `quote` would.
+  const quoteKey = sortKeys(keys) ? JSON.stringify : quote;
+  parts.push('{');
+  for (let index = 0; index < keys.length; index += 1) {
+    const key = keys[index];
+    const item = map ? value.get(key) : value[key];
+    parts.push(index ? ',' : '', quoteKey(key), ':');
+    if (typeof item === 'number' && Number.isSafeInteger(item) && !Object.is(item, -0)) parts.push(String(item));
+    else write(item, parts);
+  }
+  parts.push('}');
+}
+
+/** Sorts `keys` (strings) in place as Rust orders them, and says whether none holds a surrogate.
+ * Then JS's order of UTF-16 units is Rust's order of code points, and the engine's own sort
+ * does it, at once; otherwise `compareKeys` does, one comparison at a time. */
+export function sortKeys(keys) {
+  const plain = !SURROGATE.test(keys.join(''));
+  if (plain) keys.sort();
+  else keys.sort(compareKeys);
+  return plain;
 }
 
 /** Orders strings as Rust orders them: by UTF-8 bytes, that is by code points (JS's `<`
@@ -305,6 +380,9 @@ function codePointRank(unit) {
 const SHORT_ESCAPES = { '"': '\\"', '\\': '\\\\', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 function quote(text) {
+  // JSON.stringify escapes what serde_json escapes (`"`, `\` and U+0000..U+001F, in the same
+  // short or `\u00xx` forms), and differs only on lone surrogates.
+  if (!SURROGATE.test(text)) return JSON.stringify(text);
   if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(text)) {
     throw new JsonError('cannot encode as JSON: a string holds a lone surrogate');
   }
@@ -317,6 +395,8 @@ function quote(text) {
 /** A Number as serde_json writes it: whole numbers that fit in i64 or u64 as integers (an
  * integer in Rust), anything else as a float. */
 function formatNumber(number) {
+  // Up to 2^53 a Number's own digits are the integer's.
+  if (Number.isSafeInteger(number) && !Object.is(number, -0)) return String(number);
   if (Number.isInteger(number) && !Object.is(number, -0)) {
     const big = BigInt(number);
     if (big >= I64_MIN && big <= U64_MAX) return big.toString();

@@ -53,3 +53,27 @@ test('"__proto__" is a key like any other', () => {
   assert.equal(Object.getPrototypeOf(value), Object.prototype);
   assert.equal(toText(value), '{"__proto__":{"x":1}}');
 });
+
+test('a large state reads and writes exactly, whichever way each part is read', () => {
+  // Keys sorted as Rust sorts them, astral ones after U+FFFF; values of every kind.
+  const entries = [];
+  for (let i = 0; i < 3000; i += 1) entries.push([`k${String(i).padStart(6, '0')}`, i * 7]);
+  entries.push(['z\uffff', 'tab\there, quote " and \\ backslash'], ['z\u{1F600}', [null, true, { b: 1, a: [] }]]);
+  const text = `{"entries":{${entries.map(([key, value]) => `${JSON.stringify(key)}:${JSON.stringify(value).replace('{"b":1,"a":[]}', '{"a":[],"b":1}')}`).join(',')}}}`;
+  const state = decode(new TextEncoder().encode(text));
+  assert.equal(Object.keys(state.entries).length, 3002);
+  assert.equal(new TextDecoder().decode(encode(state)), text);
+  assert.equal(toText(new Map(Object.entries(state.entries))), text.slice('{"entries":'.length, -1));
+  // The same text with one float in it goes the exact way, and keeps the float.
+  const withFloat = text.replace('"k000001":7', '"k000001":7.0');
+  assert.equal(new TextDecoder().decode(encode(decode(new TextEncoder().encode(withFloat)))), withFloat);
+});
+
+test('many brackets are not too deep, and too deep is refused either way', () => {
+  const wide = `[${'[],'.repeat(300)}[]]`;
+  assert.equal(decode(new TextEncoder().encode(wide)).length, 301);
+  const deep = `${'['.repeat(128)}${']'.repeat(128)}`;
+  assert.throws(() => decode(new TextEncoder().encode(`[${'[],'.repeat(300)}${deep}]`)), /recursion limit exceeded/);
+  const nested = `${'['.repeat(127)}${']'.repeat(127)}`;
+  assert.equal(toText(decode(new TextEncoder().encode(nested))), nested);
+});

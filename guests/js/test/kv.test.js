@@ -40,6 +40,27 @@ test('put, get and delete reply with the value before', () => {
   assert.equal(call('{"op":"count"}'), '0');
 });
 
+test('any key is data, even one named like a property of every object', () => {
+  server.init(bytes(''));
+  for (const key of ['__proto__', 'toString', 'constructor', '10', '9']) {
+    assert.equal(call(`{"op":"get","key":"${key}"}`), 'null', key);
+    assert.equal(call(`{"op":"put","key":"${key}","value":"${key}!"}`), 'null', key);
+  }
+  assert.equal(call('{"op":"get","key":"__proto__"}'), '"__proto__!"');
+  assert.equal(call('{"op":"keys"}'), '["10","9","__proto__","constructor","toString"]');
+  assert.equal(call('{"op":"count"}'), '5');
+  const state = '{"entries":{"10":"10!","9":"9!","__proto__":"__proto__!","constructor":"constructor!","toString":"toString!"}}';
+  assert.equal(text(server.snapshot()), state);
+  assert.equal(call('{"op":"delete","key":"toString"}'), '"toString!"');
+  assert.equal(call('{"op":"get","key":"toString"}'), 'null');
+  // And the same through a swap: the new instance keeps them as data.
+  server = exportServer(Kv);
+  server.codeChange({ tag: 'upgrade', val: 'js-1' }, bytes(state), bytes(''));
+  assert.equal(call('{"op":"get","key":"__proto__"}'), '"__proto__!"');
+  assert.equal(call('{"op":"get","key":"hasOwnProperty"}'), 'null');
+  assert.equal(text(server.snapshot()), state);
+});
+
 test('keys are sorted and the state is entries', () => {
   server.init(bytes(''));
   for (const key of ['b', 'c', 'a']) call(`{"op":"put","key":"${key}","value":true}`);

@@ -12,6 +12,12 @@ refuses (`NaN`, lone surrogates, numbers out of range, any depth). So decoding u
 - floats in serde_json's shortest form: `1.0`, `0.00001`, `1e-6`, `1e+16`, `1.5e+300`;
 - strings escaped as serde_json does: `"`, `\\`, `\\n`-style short forms, `\\u00XX` for the
   other control characters, everything else as UTF-8.
+
+A megabyte of state took half a second each way, mostly Python calls per value (a hook per
+integer, a check per string, a `json.dumps` per key). So each direction lets the standard
+library's C code do the whole document when it gives exactly what the careful way gives: when
+the text holds no `-0` and no integer that may not fit in 64 bits (`decode`), and when the value
+holds no float and no integer beyond 64 bits (`encode`).
 """
 
 import json as _json
@@ -25,6 +31,10 @@ MAX_DEPTH = 127
 _I64_MIN = -(2**63)
 _U64_MAX = 2**64 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Integer literals that `int` alone does not read as serde_json does: `-0` (a float there), and
+# 19 digits or more (past i64 or u64 there, a float). Looked for in strings too: a string that
+# merely looks like one costs the integer hook, nothing more.
+_SPECIAL_INTEGER = re.compile(r"-0|[0-9]{19}")
 
 
 class JsonError(ValueError):
@@ -39,12 +49,13 @@ def decode(data: bytes):
         text = bytes(data).decode("utf-8")
     except UnicodeDecodeError as error:
         raise JsonError(f"not JSON: invalid UTF-8 at byte {error.start}") from None
+    hooks = {"parse_int": _parse_int} if _SPECIAL_INTEGER.search(text) else {}
     try:
         value = _json.loads(
             text,
-            parse_int=_parse_int,
             parse_float=_parse_float,
             parse_constant=_refuse_constant,
+            **hooks,
         )
     except _json.JSONDecodeError as error:
         raise JsonError(f"not JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
@@ -52,7 +63,10 @@ def decode(data: bytes):
         raise JsonError("not JSON: recursion limit exceeded") from None
     except ValueError as error:  # from the hooks, or int() refusing a huge literal
         raise JsonError(f"not JSON: {error}") from None
-    _check(value, 0)
+    # A lone surrogate can only come from a `\\u` escape, and a nesting too deep needs more
+    # brackets than the limit: without either, there is nothing to check.
+    if "\\u" in text or text.count("[") + text.count("{") > MAX_DEPTH:
+        _check(value, 0)
     return value
 
 
@@ -95,10 +109,14 @@ def _check(value, depth: int) -> None:
 def encode(value) -> bytes:
     """Encodes `value` as compact JSON, exactly as serde_json writes a `Value`. Raises
     JsonError for what JSON cannot hold (a key that is not a string, a set, an object)."""
-    parts: list = []
-    _write(value, parts)
+    if _plain(value):
+        text = _json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    else:
+        parts: list = []
+        _write(value, parts)
+        text = "".join(parts)
     try:
-        return "".join(parts).encode("utf-8")
+        return text.encode("utf-8")
     except UnicodeEncodeError:
         raise JsonError("cannot encode as JSON: a string holds a lone surrogate") from None
 
@@ -106,6 +124,34 @@ def encode(value) -> bytes:
 def to_text(value) -> str:
     """`value` as JSON text, for a log line (`put a = 42`, `get a -> "x"`)."""
     return encode(value).decode("utf-8")
+
+
+def _plain(value) -> bool:
+    """Whether `json.dumps` writes `value` exactly as `_write` does (sorting keys, without
+    spaces): only None, bools, strings, integers within 64 bits, lists, tuples and dicts with
+    string keys, of exactly those types. Floats are not: `json.dumps` writes `1e-05`. Nor is
+    anything nested deeper than serde_json reads, a cycle included: `_write` says what is wrong."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        kind = type(item)
+        if kind is str or item is None or kind is bool:
+            continue
+        if kind is int:
+            if not _I64_MIN <= item <= _U64_MAX:
+                return False
+        elif depth >= MAX_DEPTH:
+            return False
+        elif kind is dict:
+            for key, inner in item.items():
+                if type(key) is not str:
+                    return False
+                pending.append((inner, depth + 1))
+        elif kind is list or kind is tuple:
+            pending.extend((inner, depth + 1) for inner in item)
+        else:
+            return False
+    return True
 
 
 def _write(value, parts: list) -> None:

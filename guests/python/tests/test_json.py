@@ -64,6 +64,39 @@ class Encoding(unittest.TestCase):
         with self.assertRaises(json.JsonError):
             json.encode({"a": object()})
 
+    def test_a_large_state_reads_and_writes_exactly_whichever_way_it_goes(self):
+        # The C code's way for most of these, the careful way once one value needs it.
+        entries = {f"k{i:06}": i * 7 for i in range(3000)}
+        entries["z\uffff"] = 'tab\there, quote " and \\ backslash'
+        entries["z\U0001F600"] = [None, True, {"b": 1, "a": []}, -5]
+        text = json.encode({"entries": entries})
+        self.assertTrue(text.startswith(b'{"entries":{"k000000":0,"k000001":7,'))
+        self.assertTrue(text.endswith(b'"z\xef\xbf\xbf":"tab\\there, quote \\" and \\\\ backslash",'
+                                      b'"z\xf0\x9f\x98\x80":[null,true,{"a":[],"b":1},-5]}}'))
+        self.assertEqual(json.encode(json.decode(text)), text)
+        for special, want in [("1.0", 1.0), ("-0", -0.0), ("18446744073709551616", 1.8446744073709552e19),
+                              ("18446744073709551615", 18446744073709551615), ("1e-05", 1e-05)]:
+            with_special = text.replace(b'"k000001":7', b'"k000001":' + special.encode())
+            value = json.decode(with_special)["entries"]["k000001"]
+            self.assertEqual((type(value), value), (type(want), want), special)
+            self.assertEqual(str(value).startswith("-"), special.startswith("-"), special)
+            self.assertIn(b'"k000001":' + json.encode(want) + b",", json.encode(json.decode(with_special)))
+
+    def test_depth_and_lone_surrogates_are_refused_in_large_documents_too(self):
+        wide = "[" + "[]," * 300 + "[]]"
+        self.assertEqual(len(json.decode(wide.encode())), 301)
+        deep = "[" * 128 + "]" * 128
+        with self.assertRaisesRegex(json.JsonError, "recursion limit exceeded"):
+            json.decode(("[" + "[]," * 300 + deep + "]").encode())
+        with self.assertRaisesRegex(json.JsonError, "lone surrogate"):
+            json.decode(b'{"a":"\\ud800","b":[' + b"1," * 3000 + b"1]}")
+        # Writing has no depth limit (serde_json's has none either): a deep value goes the
+        # careful way and comes out whole.
+        nested: list = []
+        for _ in range(200):
+            nested = [nested]
+        self.assertEqual(json.encode(nested), b"[" * 201 + b"]" * 201)
+
     def test_invalid_utf8_is_not_json(self):
         with self.assertRaisesRegex(json.JsonError, "^not JSON: invalid UTF-8"):
             json.decode(b'"\xff"')

@@ -1,7 +1,9 @@
 //! Swaps one idle kv process between v0 and v1 many times and prints the pause's spread:
 //! `cargo run --release -p hotswap-bench --example swap_profile -- SWAPS [KEYS]` (60 keys are
 //! about 1 KiB of state, 57,000 about 1 MiB). Says how many swaps went the classic way. A
-//! focused companion of `just bench`'s swaps group, for profiling.
+//! focused companion of `just bench`'s swaps group, for profiling. With `KV=FILE.wasm` (such
+//! as `guests/out/kv_js.wasm`) the process swaps between two loads of that component instead,
+//! under the default policy's time limits.
 
 use std::time::Duration;
 
@@ -23,8 +25,16 @@ async fn main() -> anyhow::Result<()> {
         },
         ..NodeOptions::default()
     })?;
-    let v0 = node.load_file("kv", format!("{GUESTS}/kv_v0.wasm")).await?;
-    let v1 = node.load_file("kv", format!("{GUESTS}/kv_v1.wasm")).await?;
+    let (v0, v1) = match std::env::var("KV") {
+        Ok(file) => {
+            let kv = node.load_file("kv", file).await?;
+            (kv.clone(), kv)
+        }
+        Err(_) => (
+            node.load_file("kv", format!("{GUESTS}/kv_v0.wasm")).await?,
+            node.load_file("kv", format!("{GUESTS}/kv_v1.wasm")).await?,
+        ),
+    };
     let policy = Policy {
         memory_limit: 256 << 20,
         mailbox_capacity: keys + 16,

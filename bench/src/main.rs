@@ -109,6 +109,19 @@ async fn main() -> Result<()> {
                 )
                 .await?,
             );
+            // Fewer samples: an interpreted guest writes and parses a megabyte of JSON in
+            // tens of milliseconds, not in a few.
+            record(
+                scenarios::swap_pause(
+                    &node,
+                    &format!("swap_pause_{language}_1mib"),
+                    &version,
+                    &version,
+                    1 << 20,
+                    (20 / scale).max(2),
+                )
+                .await?,
+            );
         }
         let under = Duration::from_secs(if args.quick { 1 } else { 5 });
         record(scenarios::latency_under_swaps(&node, &v0, &v1, under).await?);

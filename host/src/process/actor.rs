@@ -25,6 +25,8 @@ use crate::registry::Registry;
 use crate::swap::{self, StageFailure, Staged};
 
 pub(crate) struct ProcessActor {
+    /// First, so dropped first: see [`PanicReason`].
+    _fault_first: PanicReason,
     pub status: Arc<ProcessStatus>,
     /// The instance the mailbox feeds; replaced by a committed swap.
     pub instance: GuestInstance,
@@ -97,6 +99,7 @@ impl ProcessActor {
         control: ControlReceiver,
     ) -> Self {
         Self {
+            _fault_first: PanicReason(status.clone()),
             status,
             instance,
             mailbox,
@@ -124,6 +127,7 @@ impl ProcessActor {
             swap::retire(*retired);
         }
         let parts = Parts {
+            _fault_first: self._fault_first,
             status: self.status,
             registry: self.registry,
             mailbox: self.mailbox,
@@ -146,8 +150,8 @@ impl ProcessActor {
     /// actor into a local would store it twice in every process's task. That also fixes an
     /// order callers rely on: `_unregister`, a local, drops before the argument, so a
     /// panicking task writes its exit reason before the mailbox closes (see
-    /// `handle::answered`). While the process hibernates the mailbox is in the hibernation's
-    /// future, which `_reason_first` precedes in the same way.
+    /// `handle::answered`). The actor's own first field does the same wherever else the
+    /// mailbox is when a panic unwinds (see [`PanicReason`]).
     pub async fn run(mut self) {
         let _unregister = ExitGuard {
             status: self.status.clone(),
@@ -158,18 +162,10 @@ impl ProcessActor {
                 Pause::Exit(reason) => return self.exit(reason),
                 // Boxed, like control signals below: a task is as large as its largest
                 // state, and rare paths should not make every idle process pay for theirs.
-                Pause::Idle => {
-                    let status = self.status.clone();
-                    let asleep = Box::pin(hibernation::hibernate(self));
-                    // Declared after `asleep`, so dropped before it when a panic unwinds
-                    // through the await: the reason is written before the sleeping
-                    // process's mailbox closes, as `_unregister` does for an awake one.
-                    let _reason_first = PanicReason(status);
-                    match asleep.await {
-                        Some(woken) => self = woken,
-                        None => return,
-                    }
-                }
+                Pause::Idle => match Box::pin(hibernation::hibernate(self)).await {
+                    Some(woken) => self = woken,
+                    None => return,
+                },
             }
         }
     }
@@ -491,6 +487,8 @@ impl ProcessActor {
 
 /// What a process is besides its instance: kept while it hibernates.
 pub(super) struct Parts {
+    /// First, so dropped first: see [`PanicReason`].
+    pub _fault_first: PanicReason,
     pub status: Arc<ProcessStatus>,
     pub registry: Arc<Registry>,
     pub mailbox: mpsc::Receiver<Envelope>,
@@ -561,10 +559,12 @@ impl Drop for ExitGuard {
     }
 }
 
-/// Writes [`task_panicked`] as the exit reason if it is dropped while a panic unwinds,
-/// and nothing otherwise: for a scope that must record the reason before something
-/// declared ahead of it (and so dropped after it) closes the mailbox.
-struct PanicReason(Arc<ProcessStatus>);
+/// Writes [`task_panicked`] as the exit reason if it is dropped while a panic unwinds, and
+/// nothing otherwise. It is the first field of [`ProcessActor`] and of [`Parts`], and a
+/// struct drops its fields in order: whichever future owns the process when a panic
+/// unwinds through it (the actor's task, or the hibernation's, whose own locals unwind
+/// before the task's guard is reached), the reason is written before the mailbox closes.
+pub(super) struct PanicReason(Arc<ProcessStatus>);
 
 impl Drop for PanicReason {
     fn drop(&mut self) {

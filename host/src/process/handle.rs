@@ -298,9 +298,9 @@ impl ProcessHandle {
 /// giving it: then, and only then, its exit reason may be read. A reply dropped unsent
 /// means the process is ending, and its exit reason is written before its mailbox closes
 /// (`mailbox_closed`): by the actor before it answers, or, when the task serving it
-/// panicked, by the guards in `ProcessActor::run` (one for an awake process, one for a
-/// hibernating one), after the unwinding has dropped the request in progress. Reading the
-/// reason at once could report a panic as a plain shutdown.
+/// panicked, by the first field of whatever holds the mailbox (`actor::PanicReason`), as
+/// the unwinding drops it, after the request in progress. Reading the reason at once could
+/// report a panic as a plain shutdown.
 async fn answered<T>(
     answer: oneshot::Receiver<T>,
     mailbox_closed: impl Future<Output = ()>,

@@ -177,6 +177,7 @@ impl Asleep {
     /// The process awake again, serving `instance`.
     fn awaken(self, instance: GuestInstance) -> ProcessActor {
         let Parts {
+            _fault_first: _,
             status,
             registry,
             mailbox,

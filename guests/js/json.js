@@ -24,10 +24,11 @@
 /** serde_json refuses more than 127 nested arrays or objects. */
 export const MAX_DEPTH = 127;
 
-/** A float literal (a digit followed by a fraction or an exponent), which JSON.parse may read
- * otherwise than `Parser` (`1.0` is a JsonFloat here). Looked for in strings too: a string that
- * merely looks like one costs the exact parser, nothing more. The engine finds this pattern
- * quickly; `[0-9]{16}`, for integers past 2^53, it does not (`nativeReadsExactly` checks them). */
+/** A float literal: a digit followed by a fraction or an exponent. Looked for in strings too
+ * (a version "1.2", a hex id "3e9a"), so it only decides when the text is not the engine's own
+ * writing of its value (see `parsedNatively`). The engine finds this pattern quickly, where
+ * `[0-9]{16}`, for integers past 2^53, took a quarter of a second on a megabyte: those are
+ * checked on the parsed value instead. */
 const FLOAT_LITERAL = /[0-9][.eE]/;
 
 /** An escaped surrogate, which may be a lone one: serde_json refuses those, JSON.parse does not. */
@@ -72,9 +73,9 @@ export function decode(bytes) {
 }
 
 /** `text` as JSON.parse reads it, when that is what `Parser` would return; `undefined` when it
- * might not be, and for text that is not JSON, so that the error keeps serde_json's words. */
-function parsedNatively(text) {
-  if (FLOAT_LITERAL.test(text) || text.includes('-0')) return undefined;
+ * might not be, and for text that is not JSON, so that the error keeps serde_json's words.
+ * Exported for the tests, which check that ordinary documents take this way. */
+export function parsedNatively(text) {
   if (text.includes('\\u') && ESCAPED_SURROGATE.test(text)) return undefined;
   let value;
   try {
@@ -82,19 +83,27 @@ function parsedNatively(text) {
   } catch {
     return undefined;
   }
-  return nativeReadsExactly(value) ? value : undefined;
+  if (!nativeReadsExactly(value)) return undefined;
+  // What is left is a whole number written as a float (`1.0`, `1e3`): a JsonFloat to `Parser`,
+  // a plain integer to JSON.parse. There is none if the text is the engine's own writing of the
+  // value (it writes a whole number below 1e21 without fraction or exponent, and one above is
+  // no safe integer), nor if the text has no float literal at all.
+  if (JSON.stringify(value) !== text && FLOAT_LITERAL.test(text)) return undefined;
+  return value;
 }
 
-/** Whether JSON.parse's `value`, read from text without float literals, is what `Parser` reads:
- * every number a safe integer (a longer literal is a BigInt there), and no more than MAX_DEPTH
- * arrays and objects nested (serde_json's limit). */
+/** Whether JSON.parse's `value` is what `Parser` reads, but for whole numbers written as floats
+ * (the caller's part): no number out of range, no -0 (a JsonFloat there), no integer past 2^53
+ * (a BigInt there, or a JsonFloat), and no more than MAX_DEPTH arrays and objects nested
+ * (serde_json's limit). A number with a fraction is the same double either way. */
 function nativeReadsExactly(value) {
   const pending = [value, 0];
   while (pending.length) {
     const depth = pending.pop();
     const item = pending.pop();
     if (typeof item === 'number') {
-      if (!Number.isSafeInteger(item)) return false;
+      const wide = Number.isInteger(item) && !Number.isSafeInteger(item);
+      if (!Number.isFinite(item) || Object.is(item, -0) || wide) return false;
     } else if (item !== null && typeof item === 'object') {
       if (depth >= MAX_DEPTH) return false;
       for (const key in item) pending.push(item[key], depth + 1);

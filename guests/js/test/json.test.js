@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
-import { decode, encode, formatFloat, JsonFloat, toText } from '../json.js';
+import { decode, encode, formatFloat, JsonFloat, parsedNatively, toText } from '../json.js';
 
 const CASES = new URL('../../c/test/json_cases.txt', import.meta.url);
 const ESCAPES = { '\\': '\\', t: '\t', n: '\n', r: '\r' };
@@ -76,4 +76,18 @@ test('many brackets are not too deep, and too deep is refused either way', () =>
   assert.throws(() => decode(new TextEncoder().encode(`[${'[],'.repeat(300)}${deep}]`)), /recursion limit exceeded/);
   const nested = `${'['.repeat(127)}${']'.repeat(127)}`;
   assert.equal(toText(decode(new TextEncoder().encode(nested))), nested);
+});
+
+test('ordinary documents are read by the engine, whole floats are not', () => {
+  // Strings that look like numbers (a date's "-0", a version's "1.2", a hex id's "3e9a") and
+  // fractions the engine writes the same way keep the fast way: its cost is what a large
+  // state's swap pauses for.
+  const ordinary = '{"entries":{"at":"2026-01-05","id":"3e9a1f","v":"1.2","x":-0.5,"y":1.5e-7,"z":-12}}';
+  assert.deepEqual(parsedNatively(ordinary), JSON.parse(ordinary));
+  // Not the engine's own writing (a space), but no float literal either.
+  assert.notEqual(parsedNatively('{"a": "2026-01-05", "b": -7}'), undefined);
+  for (const exact of ['[1.0]', '{"a": 1e3, "b": "x"}', '[-0]', '[1e400]', '[9007199254740992]', '"\\ud800"']) {
+    assert.equal(parsedNatively(exact), undefined, exact);
+  }
+  assert.ok(decode(new TextEncoder().encode('{"a": 1e3}')).a instanceof JsonFloat);
 });

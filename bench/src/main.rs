@@ -109,8 +109,8 @@ async fn main() -> Result<()> {
                 )
                 .await?,
             );
-            // Fewer samples: an interpreted guest writes and parses a megabyte of JSON in
-            // tens of milliseconds, not in a few.
+            // Fewer samples: an interpreted guest takes a tenth of a second or more to write
+            // or read a megabyte of JSON, where the Rust one takes a few milliseconds.
             record(
                 scenarios::swap_pause(
                     &node,

@@ -136,7 +136,7 @@ pub async fn swap_pause(
     let policy = Policy {
         mailbox_capacity: 200_000,
         memory_limit: 256 << 20,
-        // An interpreted guest takes seconds to write or read a megabyte of JSON: the
+        // An interpreted guest may take seconds to write or read a megabyte of JSON: the
         // pause is what is measured here, not whether it fits the default limit.
         swap_time_limit: Duration::from_secs(60),
         message_time_limit: Duration::from_secs(60),

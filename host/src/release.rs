@@ -370,18 +370,8 @@ impl Drop for Held {
             processes = self.handles.len(),
             "a release stopped while it held processes; resuming them"
         );
-        let mut unqueued: Vec<ProcessHandle> = std::mem::take(&mut self.handles);
-        unqueued.retain(|handle| !handle.abort_and_resume_now() && handle.exit_reason().is_none());
-        // A control queue that was full: signal as soon as there is room.
-        if !unqueued.is_empty()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(async move {
-                for handle in &unqueued {
-                    let _ = handle.abort().await;
-                    let _ = handle.resume_by(Suspender::Release).await;
-                }
-            });
+        for handle in self.handles.drain(..) {
+            handle.abort_and_resume_now();
         }
     }
 }

@@ -10,14 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
 use crate::error::{CallError, ControlError, SwapError};
 use crate::optimistic_swap::{self, Adoption, Declined, MarkedSnapshot};
-use crate::process::control::{CONTROL_CAPACITY, Control, ControlReceiver};
+use crate::process::control::Control;
+use crate::process::envelope::Envelope;
 use crate::process::hibernation;
 use crate::process::instance::GuestInstance;
-use crate::process::mailbox::Envelope;
+use crate::process::mailbox::{self, MailboxReceiver, Received};
 use crate::process::status::ProcessStatus;
 use crate::process::suspension::Holds;
 use crate::process::{ExitReason, ProcessHandle};
@@ -30,8 +29,7 @@ pub(crate) struct ProcessActor {
     pub status: Arc<ProcessStatus>,
     /// The instance the mailbox feeds; replaced by a committed swap.
     pub instance: GuestInstance,
-    mailbox: mpsc::Receiver<Envelope>,
-    control: ControlReceiver,
+    mailbox: MailboxReceiver,
     registry: Arc<Registry>,
     /// While anyone holds them, user messages wait in the mailbox; control signals are
     /// still served.
@@ -63,7 +61,7 @@ enum Next {
     /// Drop the instance a swap retired, now that the mailbox is empty.
     DropRetired,
     Idle,
-    /// Every channel is closed: nobody can reach the process any more.
+    /// The mailbox's sending side is gone: nobody can reach the process any more.
     Closed,
 }
 
@@ -81,11 +79,9 @@ impl ProcessActor {
         instance: GuestInstance,
         registry: Arc<Registry>,
     ) -> (ProcessHandle, Self) {
-        // At least 1: `Policy::validate` checked it when the process was spawned.
-        let (mailbox_tx, mailbox) = mpsc::channel(status.policy.mailbox_capacity.max(1));
-        let (control_tx, control) = mpsc::channel(CONTROL_CAPACITY);
-        let handle = ProcessHandle::new(mailbox_tx, control_tx, status.clone());
-        let actor = Self::awake(status, instance, registry, mailbox, control);
+        let (sender, mailbox) = mailbox::mailbox(status.policy.mailbox_capacity);
+        let handle = ProcessHandle::new(sender, status.clone());
+        let actor = Self::awake(status, instance, registry, mailbox);
         (handle, actor)
     }
 
@@ -95,15 +91,13 @@ impl ProcessActor {
         status: Arc<ProcessStatus>,
         instance: GuestInstance,
         registry: Arc<Registry>,
-        mailbox: mpsc::Receiver<Envelope>,
-        control: ControlReceiver,
+        mailbox: MailboxReceiver,
     ) -> Self {
         Self {
             _fault_first: PanicReason(status.clone()),
             status,
             instance,
             mailbox,
-            control,
             registry,
             holds: Holds::default(),
             staged: None,
@@ -131,7 +125,6 @@ impl ProcessActor {
             status: self.status,
             registry: self.registry,
             mailbox: self.mailbox,
-            control: self.control,
         };
         (parts, self.instance)
     }
@@ -180,15 +173,13 @@ impl ProcessActor {
             // process's task.
             let next = tokio::select! {
                 biased;
-                Some(signal) = self.control.recv() => Next::Signal(signal),
-                Some(envelope) = self.mailbox.recv(), if !self.holds.any() => {
-                    Next::Message(envelope)
-                }
+                received = self.mailbox.recv(!self.holds.any()) => match received {
+                    Received::Signal(signal) => Next::Signal(signal),
+                    Received::Message(envelope) => Next::Message(envelope),
+                    Received::Disconnected => Next::Closed,
+                },
                 () = std::future::ready(()), if self.retired.is_some() => Next::DropRetired,
-                // Disabled, not pending, without a policy: `else` must still see every
-                // channel closed.
                 () = idle_for(idle_after), if idle_after.is_some() => Next::Idle,
-                else => Next::Closed,
             };
             let flow = match next {
                 Next::Signal(signal) => Box::pin(self.serve_control(*signal)).await,
@@ -491,23 +482,19 @@ pub(super) struct Parts {
     pub _fault_first: PanicReason,
     pub status: Arc<ProcessStatus>,
     pub registry: Arc<Registry>,
-    pub mailbox: mpsc::Receiver<Envelope>,
-    pub control: ControlReceiver,
+    pub mailbox: MailboxReceiver,
 }
 
 impl Parts {
     /// Closes the mailboxes of a process that exited for `reason`: every call still
     /// queued gets the reason; a control signal's requester sees its reply dropped.
     pub fn close(mut self, reason: &ExitReason) {
-        self.mailbox.close();
-        while let Ok(envelope) = self.mailbox.try_recv() {
+        let (signals, messages) = self.mailbox.close();
+        for envelope in messages {
             envelope.refuse(self.status.pid, reason);
         }
-        self.control.close();
-        while let Ok(signal) = self.control.try_recv() {
-            // Dropping a signal's reply sender tells its requester that the process is gone.
-            drop(signal);
-        }
+        // Dropping a signal's reply sender tells its requester that the process is gone.
+        drop(signals);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::{ControlError, SwapError};
 use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
@@ -11,16 +11,8 @@ use crate::process::instance::GuestInstance;
 use crate::process::suspension::Suspender;
 use crate::swap::{SwapOptions, SwapReport};
 
-/// Control signals travel boxed: a tokio channel allocates its slots 32 at a time, and 32
-/// signals inline (88 bytes each) would cost every process 2.8 KB of heap for a channel
-/// that is empty nearly always. Boxed, the block is 288 bytes.
-pub(crate) type ControlSender = mpsc::Sender<Box<Control>>;
-pub(crate) type ControlReceiver = mpsc::Receiver<Box<Control>>;
-
-/// The bound of a process's control channel: signals are rare, and their senders wait for
-/// room.
-pub(crate) const CONTROL_CAPACITY: usize = 16;
-
+/// A control signal. Signals travel boxed: the mailbox's queue of them then takes 8 bytes
+/// a slot rather than 88, for a queue that is empty nearly always.
 pub(crate) enum Control {
     /// Hand the state to `next` (already instantiated, outside the pause) and commit, in
     /// one pause.

@@ -1,44 +1,34 @@
-//! The caller's side of a process: cheap to clone, talks to the actor through channels.
+//! The caller's side of a process: cheap to clone, talks to the actor through its mailbox.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::{CallError, ControlError, SwapError};
 use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
-use crate::process::control::{Control, ControlSender};
+use crate::process::control::Control;
+use crate::process::envelope::Envelope;
 use crate::process::instance::GuestInstance;
-use crate::process::mailbox::Envelope;
+use crate::process::mailbox::{MailboxSender, Refused};
 use crate::process::status::ProcessStatus;
 use crate::process::suspension::Suspender;
 use crate::process::{ExitReason, Pid, ProcessInfo};
 use crate::swap::{SwapOptions, SwapReport};
 
-/// A handle is cloned for every message sent by name or pid, so the channel senders sit
-/// behind one `Arc`: a clone is two reference counts, not five.
+/// A handle is cloned for every message sent by name or pid; every clone shares the one
+/// sending side of the mailbox, whose drop tells the actor that nobody can reach it.
 #[derive(Clone)]
 pub struct ProcessHandle {
-    channels: Arc<Channels>,
+    mailbox: Arc<MailboxSender>,
     pub(crate) status: Arc<ProcessStatus>,
 }
 
-struct Channels {
-    /// User messages; bounded, and a full mailbox is an error to the sender.
-    mailbox: mpsc::Sender<Envelope>,
-    /// Control signals; served before user messages, between two of them.
-    control: ControlSender,
-}
-
 impl ProcessHandle {
-    pub(crate) fn new(
-        mailbox: mpsc::Sender<Envelope>,
-        control: ControlSender,
-        status: Arc<ProcessStatus>,
-    ) -> Self {
+    pub(crate) fn new(mailbox: MailboxSender, status: Arc<ProcessStatus>) -> Self {
         Self {
-            channels: Arc::new(Channels { mailbox, control }),
+            mailbox: Arc::new(mailbox),
             status,
         }
     }
@@ -65,7 +55,7 @@ impl ProcessHandle {
             caller,
             reply,
         })?;
-        let reply = answered(answer, self.channels.mailbox.closed());
+        let reply = answered(answer, self.mailbox.closed());
         match tokio::time::timeout(timeout, reply).await {
             Ok(Some(result)) => result,
             Ok(None) => Err(self.exited()),
@@ -87,16 +77,16 @@ impl ProcessHandle {
     }
 
     fn deliver(&self, envelope: Envelope) -> Result<(), CallError> {
-        match self.channels.mailbox.try_send(envelope) {
+        match self.mailbox.post(envelope) {
             Ok(()) => {
                 self.status.enqueued.fetch_add(1, Ordering::AcqRel);
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(_)) => Err(CallError::MailboxFull {
+            Err(Refused::Full) => Err(CallError::MailboxFull {
                 pid: self.pid(),
-                capacity: self.channels.mailbox.max_capacity(),
+                capacity: self.mailbox.capacity(),
             }),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(self.exited()),
+            Err(Refused::Closed) => Err(self.exited()),
         }
     }
 
@@ -179,9 +169,9 @@ impl ProcessHandle {
     /// A release's way out when it cannot await (a guard's `drop`): queues, without
     /// waiting for the answers, a signal to drop what is staged and one to lift the
     /// release's hold. They are served after what the actor already has and before anything
-    /// sent later, such as the next release's suspend. `false` when the control queue is
-    /// full or the process is gone.
-    pub(crate) fn abort_and_resume_now(&self) -> bool {
+    /// sent later, such as the next release's suspend. A process that has ended takes
+    /// neither, and has nothing to resume.
+    pub(crate) fn abort_and_resume_now(&self) {
         let abort = Control::Abort {
             reply: oneshot::channel().0,
         };
@@ -189,8 +179,9 @@ impl ProcessHandle {
             by: Suspender::Release,
             reply: oneshot::channel().0,
         };
-        let control = &self.channels.control;
-        control.try_send(Box::new(abort)).is_ok() && control.try_send(Box::new(resume)).is_ok()
+        if self.mailbox.signal(Box::new(abort)).is_ok() {
+            let _ = self.mailbox.signal(Box::new(resume));
+        }
     }
 
     /// Drops what [`stage`](Self::stage) prepared, if anything.
@@ -245,16 +236,10 @@ impl ProcessHandle {
         signal: impl FnOnce(oneshot::Sender<T>) -> Control,
     ) -> Result<T, ExitReason> {
         let (reply, answer) = oneshot::channel();
-        if self
-            .channels
-            .control
-            .send(Box::new(signal(reply)))
-            .await
-            .is_err()
-        {
+        if self.mailbox.signal(Box::new(signal(reply))).is_err() {
             return Err(self.status.exit_reason());
         }
-        answered(answer, self.channels.mailbox.closed())
+        answered(answer, self.mailbox.closed())
             .await
             .ok_or_else(|| self.status.exit_reason())
     }
@@ -273,19 +258,19 @@ impl ProcessHandle {
 
     /// Waits until the process has ended, and says why.
     pub async fn closed(&self) -> ExitReason {
-        self.channels.mailbox.closed().await;
+        self.mailbox.closed().await;
         self.status.exit_reason()
     }
 
     pub fn describe(&self) -> ProcessInfo {
         let running = self.status.running();
-        let capacity = self.channels.mailbox.max_capacity();
+        let capacity = self.mailbox.capacity();
         ProcessInfo {
             pid: self.pid(),
             name: self.status.name.clone(),
             module: running.name.to_string(),
             vsn: running.vsn.to_string(),
-            mailbox: capacity - self.channels.mailbox.capacity(),
+            mailbox: self.mailbox.len(),
             mailbox_capacity: capacity,
             handled: self.status.handled.load(Ordering::Relaxed),
             suspended: self.status.suspended.load(Ordering::Acquire),
@@ -323,7 +308,7 @@ mod tests {
     #[tokio::test]
     async fn a_reply_dropped_before_the_exit_is_written_reports_the_exit_written_after() {
         let (reply, answer) = oneshot::channel();
-        let (mailbox, mut receiver) = mpsc::channel::<()>(1);
+        let (mailbox, receiver) = crate::process::mailbox::mailbox(1);
         let exit = Arc::new(OnceLock::new());
         let caller = {
             let exit = exit.clone();
@@ -344,7 +329,7 @@ mod tests {
             cause: "the task serving the process panicked".into(),
         };
         exit.get_or_init(|| fault.clone());
-        receiver.close();
+        drop(receiver);
         assert_eq!(caller.await.expect("caller task"), Err(fault));
     }
 }

@@ -4,7 +4,7 @@
 //! wakes it: a fresh instance of the same version adopts the state through `code-change`
 //! (an upgrade from its own vsn, as for `replace-state`), then serves what woke it.
 //!
-//! What a hibernating process costs is its mailboxes, its task and its state blob: a few
+//! What a hibernating process costs is its mailbox, its task and its state blob: a few
 //! KiB instead of an instance. What waking costs is an instantiation and a `code-change`
 //! on the first message, which is why it is off unless a policy turns it on.
 //!
@@ -32,8 +32,9 @@ use crate::optimistic_swap::{self, Adoption, Declined, MarkedSnapshot};
 use crate::process::ExitReason;
 use crate::process::actor::{Flow, Parts, ProcessActor, record_exit};
 use crate::process::control::Control;
+use crate::process::envelope::Envelope;
 use crate::process::instance::GuestInstance;
-use crate::process::mailbox::Envelope;
+use crate::process::mailbox::Received;
 use crate::swap::{self, SwapReport};
 
 /// A process without an instance: its parts, its version and its state.
@@ -93,11 +94,10 @@ pub(crate) async fn hibernate(mut actor: ProcessActor) -> Option<ProcessActor> {
 impl Asleep {
     async fn sleep(mut self) -> Option<ProcessActor> {
         let wake = loop {
-            let signal = tokio::select! {
-                biased;
-                Some(signal) = self.parts.control.recv() => *signal,
-                Some(envelope) = self.parts.mailbox.recv() => break Wake::Message(envelope),
-                else => {
+            let signal = match self.parts.mailbox.recv(true).await {
+                Received::Signal(signal) => *signal,
+                Received::Message(envelope) => break Wake::Message(envelope),
+                Received::Disconnected => {
                     self.exit(ExitReason::Shutdown, None);
                     return None;
                 }
@@ -181,10 +181,9 @@ impl Asleep {
             status,
             registry,
             mailbox,
-            control,
         } = self.parts;
         status.hibernating.store(false, Ordering::Release);
-        ProcessActor::awake(status, instance, registry, mailbox, control)
+        ProcessActor::awake(status, instance, registry, mailbox)
     }
 
     /// A fresh instance of the version the process slept on, holding its state again.

@@ -1,4 +1,4 @@
-//! Processes: a guest instance driven by one tokio task, fed by one bounded mailbox.
+//! Processes: a guest instance driven by one tokio task, fed by one mailbox.
 //!
 //! [`ProcessHandle`] is the cheap, cloneable side that callers hold; the actor (in
 //! `actor.rs`) owns the instance and its `Store` and serves control signals first, then
@@ -8,6 +8,7 @@
 pub(crate) mod actor;
 pub(crate) mod context;
 pub(crate) mod control;
+pub(crate) mod envelope;
 mod exit;
 mod handle;
 mod hibernation;

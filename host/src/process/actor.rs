@@ -184,7 +184,11 @@ impl ProcessActor {
             let flow = match next {
                 Next::Signal(signal) => Box::pin(self.serve_control(*signal)).await,
                 Next::Message(envelope) => {
-                    let flow = self.serve_message(envelope).await;
+                    // Boxed too, though it is the common path: a guest call's future is
+                    // about 1 KB, half of what an idle process's task would otherwise
+                    // hold for its whole life, and one allocation per message did not
+                    // show in `call_profile` (casts and calls, A/B, within the noise).
+                    let flow = Box::pin(self.serve_message(envelope)).await;
                     // A process kept busy would hold the instance (and its pool slot) for
                     // as long as its mailbox stays full, or until tokio's budget for one
                     // poll made the receive yield: a release right behind the swap needs

@@ -1,6 +1,7 @@
 //! Spawns N idle kv processes and breaks the resident memory they added down by mapping
 //! (malloc heap, anonymous memory, the memfd images of linear memories), from
-//! `/proc/self/smaps`: `cargo run --release -p hotswap-bench --example spawn_profile -- 10000
+//! `/proc/self/smaps`, and says how much the machine's available memory fell (a page that
+//! every process maps counts once there, as in PSS, and N times in RSS): `cargo run --release -p hotswap-bench --example spawn_profile -- 10000
 //! [COMPONENT.wasm]`. A focused companion of `just bench`'s processes group.
 
 use std::collections::BTreeMap;
@@ -41,6 +42,22 @@ fn resident_by_mapping() -> anyhow::Result<BTreeMap<String, (i64, i64)>> {
     Ok(by_kind)
 }
 
+/// The machine's `MemAvailable`, in KiB. Other processes move it too: spawn enough
+/// processes that theirs dwarfs the noise.
+fn available_kib() -> anyhow::Result<i64> {
+    meminfo_kib("MemAvailable:")
+}
+
+fn meminfo_kib(field: &str) -> anyhow::Result<i64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").context("reading meminfo")?;
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .context("meminfo has no MemAvailable line")
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -61,6 +78,9 @@ async fn main() -> anyhow::Result<()> {
         ..Policy::default()
     };
     let before = resident_by_mapping()?;
+    let available_before = available_kib()?;
+    let tables_before = meminfo_kib("PageTables:")?;
+    let slab_before = meminfo_kib("Slab:")?;
     let started = Instant::now();
     for _ in 0..n {
         node.spawn(SpawnSpec::new("kv").vsn(&*kv.vsn).policy(policy.clone()))
@@ -69,6 +89,9 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = resident_by_mapping()?;
+    let available_after = available_kib()?;
+    let tables_after = meminfo_kib("PageTables:")?;
+    let slab_after = meminfo_kib("Slab:")?;
     eprintln!(
         "spawned {n} in {elapsed:?}: {:.0}/s",
         n as f64 / elapsed.as_secs_f64()
@@ -92,6 +115,13 @@ async fn main() -> anyhow::Result<()> {
         "total",
         per_process(resident),
         per_process(private)
+    );
+    eprintln!(
+        "{:<20} MemAvailable fell by {:.1} KB/process, page tables grew by {:.1}, slab by {:.1}",
+        "machine",
+        per_process(available_before - available_after),
+        per_process(tables_after - tables_before),
+        per_process(slab_after - slab_before)
     );
     Ok(())
 }

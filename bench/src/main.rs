@@ -147,6 +147,7 @@ async fn main() -> Result<()> {
                     record(measured.rate);
                     record(measured.resident);
                     record(measured.proportional);
+                    record(measured.machine);
                 }
                 Err(error) => eprintln!("  {n} processes: {error:#}"),
             }
@@ -166,6 +167,7 @@ async fn main() -> Result<()> {
                 Ok(measured) => {
                     record(measured.resident);
                     record(measured.proportional);
+                    record(measured.machine);
                 }
                 Err(error) => eprintln!("  {n} hibernating processes: {error:#}"),
             }

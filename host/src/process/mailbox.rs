@@ -2,9 +2,15 @@
 //! two queues behind one lock.
 //!
 //! Signals are served first, between two messages, and also while messages are held (a
-//! suspension, a release). They are not bounded: each comes from a requester that waits
-//! for its answer, as Erlang's system messages do. Messages are bounded by the policy's
-//! `mailbox_capacity`, and a full mailbox is the sender's error, never a wait.
+//! suspension, a release). They are not bounded: they come from the node's own requests
+//! (swaps, state reads, stops, releases), not from guests, and nearly every one has a
+//! requester waiting for its answer, as Erlang's system messages do. Messages are bounded
+//! by the policy's `mailbox_capacity`, and a full mailbox is the sender's error, never a
+//! wait.
+//!
+//! A queue keeps the buffer it grew to, so a burst of messages would leave a process
+//! holding room for all of them for the rest of its life: once the messages are served,
+//! a buffer larger than [`KEPT_SLOTS`] is let go.
 //!
 //! Why not two tokio channels, as before: a process keeps its mailbox for its whole life,
 //! and a tokio channel is a 512-byte shared part plus a block of 32 slots allocated up
@@ -24,6 +30,9 @@ use tokio::sync::Notify;
 
 use crate::process::control::Control;
 use crate::process::envelope::Envelope;
+
+/// The most message slots an empty queue keeps for the next messages.
+const KEPT_SLOTS: usize = 32;
 
 /// A new mailbox that holds at most `capacity` user messages (at least one).
 pub(crate) fn mailbox(capacity: usize) -> (MailboxSender, MailboxReceiver) {
@@ -49,8 +58,8 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queues> {
-        // Nothing panics while holding the lock, and the queues are consistent between
-        // any two statements that do: a poisoned lock still holds good queues.
+        // The queues are consistent between any two statements made under the lock, so
+        // one poisoned by a panic there (an allocation failing) still holds good queues.
         self.queues.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -68,6 +77,30 @@ struct Queues {
     sender_gone: bool,
     /// The process has ended: nothing more is accepted.
     closed: bool,
+}
+
+impl Queues {
+    /// Takes out the buffers of queues that are empty and larger than [`KEPT_SLOTS`], for
+    /// the caller to free once the lock is released.
+    fn let_go_of_spent_room(&mut self) -> Option<(VecDeque<Box<Control>>, VecDeque<Envelope>)> {
+        let spent = |len: usize, capacity: usize| len == 0 && capacity > KEPT_SLOTS;
+        let signals = spent(self.signals.len(), self.signals.capacity());
+        let messages = spent(self.messages.len(), self.messages.capacity());
+        (signals || messages).then(|| {
+            (
+                if signals {
+                    std::mem::take(&mut self.signals)
+                } else {
+                    VecDeque::new()
+                },
+                if messages {
+                    std::mem::take(&mut self.messages)
+                } else {
+                    VecDeque::new()
+                },
+            )
+        })
+    }
 }
 
 /// Why a message was not queued.
@@ -192,17 +225,22 @@ impl MailboxReceiver {
             None => None,
         };
         if let Some(received) = received {
+            let spent = queues.let_go_of_spent_room();
+            drop(queues);
+            drop(spent);
             budget.made_progress();
             return Poll::Ready(received);
         }
         if queues.sender_gone {
             return Poll::Ready(Received::Disconnected);
         }
-        match &mut queues.receiver {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
+        let replaced = match &queues.receiver {
+            Some(waker) if waker.will_wake(cx.waker()) => None,
+            _ => queues.receiver.replace(cx.waker().clone()),
+        };
         queues.wants_messages = messages;
+        drop(queues);
+        drop(replaced);
         Poll::Pending
     }
 
@@ -232,9 +270,32 @@ impl Drop for MailboxReceiver {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+    use std::time::Duration;
+
     use tokio::sync::oneshot;
 
     use super::*;
+
+    /// Long enough for any wake-up on a loaded machine; a lost one fails the test instead
+    /// of hanging it.
+    const PATIENCE: Duration = Duration::from_secs(10);
+
+    async fn within<T>(what: impl Future<Output = T>) -> T {
+        tokio::time::timeout(PATIENCE, what)
+            .await
+            .expect("woken within the patience")
+    }
+
+    /// A waker that counts its wakes.
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 
     fn cast(text: &str) -> Envelope {
         Envelope::Cast(text.as_bytes().to_vec())
@@ -281,7 +342,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         assert!(sender.signal(abort()).is_ok());
-        let (first, second) = waiting.await.expect("receiver task");
+        let (first, second) = within(waiting).await.expect("receiver task");
         assert_eq!((first.as_str(), second.as_str()), ("signal", "held"));
     }
 
@@ -304,7 +365,56 @@ mod tests {
         let waiting = tokio::spawn(async move { text(receiver.recv(true).await) });
         tokio::task::yield_now().await;
         assert_eq!(sender.post(cast("late")), Ok(()));
-        assert_eq!(waiting.await.expect("receiver task"), "late");
+        assert_eq!(within(waiting).await.expect("receiver task"), "late");
+    }
+
+    #[test]
+    fn a_message_does_not_wake_an_actor_whose_messages_are_held_and_a_signal_does() {
+        let (sender, mut receiver) = mailbox(4);
+        let wakes = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(receiver.poll_recv(&mut cx, false).is_pending());
+        assert_eq!(sender.post(cast("held")), Ok(()));
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0, "woken by a held message");
+        assert!(sender.signal(abort()).is_ok());
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "not woken by a signal");
+        // The signal is served first; with messages allowed again, the held one is next,
+        // and a message posted to an actor that waits for messages wakes it.
+        assert!(matches!(
+            receiver.poll_recv(&mut cx, false),
+            Poll::Ready(Received::Signal(_))
+        ));
+        assert!(matches!(
+            receiver.poll_recv(&mut cx, true),
+            Poll::Ready(Received::Message(_))
+        ));
+        assert!(receiver.poll_recv(&mut cx, true).is_pending());
+        assert_eq!(sender.post(cast("next")), Ok(()));
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            2,
+            "not woken by an allowed message"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_messages_does_not_leave_its_room_behind() {
+        let (sender, mut receiver) = mailbox(4_096);
+        for _ in 0..4_096 {
+            assert_eq!(sender.post(cast("x")), Ok(()));
+        }
+        assert!(receiver.shared.lock().messages.capacity() >= 4_096);
+        for _ in 0..4_096 {
+            assert_eq!(text(receiver.recv(true).await), "x");
+        }
+        assert!(receiver.shared.lock().messages.capacity() <= KEPT_SLOTS);
+        // A mailbox that never holds more than a few keeps its buffer.
+        for _ in 0..3 {
+            assert_eq!(sender.post(cast("y")), Ok(()));
+            assert_eq!(text(receiver.recv(true).await), "y");
+        }
+        assert!(receiver.shared.lock().messages.capacity() > 0);
     }
 
     #[tokio::test]
@@ -316,7 +426,7 @@ mod tests {
         assert_eq!((signals.len(), messages.len()), (1, 1));
         assert_eq!(sender.post(cast("2")), Err(Refused::Closed));
         assert!(sender.signal(abort()).is_err());
-        sender.closed().await;
+        within(sender.closed()).await;
     }
 
     #[tokio::test]
@@ -330,7 +440,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         drop(receiver);
-        waiter.await.expect("waiter task");
+        within(waiter).await.expect("waiter task");
         assert_eq!(sender.post(cast("late")), Err(Refused::Closed));
     }
 

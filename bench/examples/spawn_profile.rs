@@ -1,7 +1,8 @@
 //! Spawns N idle kv processes and breaks the resident memory they added down by mapping
 //! (malloc heap, anonymous memory, the memfd images of linear memories), from
-//! `/proc/self/smaps`, and says how much the machine's available memory fell (a page that
-//! every process maps counts once there, as in PSS, and N times in RSS): `cargo run --release -p hotswap-bench --example spawn_profile -- 10000
+//! `/proc/self/smaps`, and how much the machine's available memory fell, with the kernel's
+//! page tables and slab (a page every process maps counts once there, as in PSS, and N
+//! times in RSS): `cargo run --release -p hotswap-bench --example spawn_profile -- 10000
 //! [COMPONENT.wasm]`. A focused companion of `just bench`'s processes group.
 
 use std::collections::BTreeMap;
@@ -42,12 +43,8 @@ fn resident_by_mapping() -> anyhow::Result<BTreeMap<String, (i64, i64)>> {
     Ok(by_kind)
 }
 
-/// The machine's `MemAvailable`, in KiB. Other processes move it too: spawn enough
-/// processes that theirs dwarfs the noise.
-fn available_kib() -> anyhow::Result<i64> {
-    meminfo_kib("MemAvailable:")
-}
-
+/// A `/proc/meminfo` field such as `MemAvailable:`, in KiB. Other processes move them too:
+/// spawn enough processes that theirs dwarfs the noise.
 fn meminfo_kib(field: &str) -> anyhow::Result<i64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").context("reading meminfo")?;
     meminfo
@@ -55,7 +52,7 @@ fn meminfo_kib(field: &str) -> anyhow::Result<i64> {
         .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
-        .context("meminfo has no MemAvailable line")
+        .with_context(|| format!("meminfo has no {field} line"))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
         ..Policy::default()
     };
     let before = resident_by_mapping()?;
-    let available_before = available_kib()?;
+    let available_before = meminfo_kib("MemAvailable:")?;
     let tables_before = meminfo_kib("PageTables:")?;
     let slab_before = meminfo_kib("Slab:")?;
     let started = Instant::now();
@@ -89,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let after = resident_by_mapping()?;
-    let available_after = available_kib()?;
+    let available_after = meminfo_kib("MemAvailable:")?;
     let tables_after = meminfo_kib("PageTables:")?;
     let slab_after = meminfo_kib("Slab:")?;
     eprintln!(

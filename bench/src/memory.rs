@@ -33,16 +33,7 @@ pub fn resident_bytes() -> Result<u64> {
 /// component's copy-on-write image once per instance that maps it, although the kernel
 /// holds it once for all of them.
 pub fn proportional_bytes() -> Result<u64> {
-    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup")
-        .context("reading /proc/self/smaps_rollup")?;
-    let kib: u64 = rollup
-        .lines()
-        .find_map(|line| line.strip_prefix("Pss:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .context("smaps_rollup has no Pss line")?
-        .parse()
-        .context("smaps_rollup's Pss is not a number")?;
-    Ok(kib * 1024)
+    kib_field("/proc/self/smaps_rollup", "Pss:").map(|kib| kib * 1024)
 }
 
 /// The machine's available memory in bytes (`MemAvailable`). What it loses while this
@@ -50,15 +41,19 @@ pub fn proportional_bytes() -> Result<u64> {
 /// (page tables, mapping records), which neither resident figure counts; other processes
 /// move it too.
 pub fn available_bytes() -> Result<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").context("reading /proc/meminfo")?;
-    let kib: u64 = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemAvailable:"))
+    kib_field("/proc/meminfo", "MemAvailable:").map(|kib| kib * 1024)
+}
+
+/// The number of the line that starts with `field` in `file`, a `/proc` file of `field
+/// <n> kB` lines.
+fn kib_field(file: &str, field: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next())
-        .context("/proc/meminfo has no MemAvailable line")?
+        .with_context(|| format!("{file} has no {field} line"))?
         .parse()
-        .context("MemAvailable is not a number")?;
-    Ok(kib * 1024)
+        .with_context(|| format!("{file}'s {field} is not a number"))
 }
 
 /// Each instance takes a few memory mappings (its memory, the copy-on-write image of its

@@ -490,7 +490,7 @@ pub(super) struct Parts {
 }
 
 impl Parts {
-    /// Closes the mailboxes of a process that exited for `reason`: every call still
+    /// Closes the mailbox of a process that exited for `reason`: every call still
     /// queued gets the reason; a control signal's requester sees its reply dropped.
     pub fn close(mut self, reason: &ExitReason) {
         let (signals, messages) = self.mailbox.close();

@@ -79,28 +79,10 @@ struct Queues {
     closed: bool,
 }
 
-impl Queues {
-    /// Takes out the buffers of queues that are empty and larger than [`KEPT_SLOTS`], for
-    /// the caller to free once the lock is released.
-    fn let_go_of_spent_room(&mut self) -> Option<(VecDeque<Box<Control>>, VecDeque<Envelope>)> {
-        let spent = |len: usize, capacity: usize| len == 0 && capacity > KEPT_SLOTS;
-        let signals = spent(self.signals.len(), self.signals.capacity());
-        let messages = spent(self.messages.len(), self.messages.capacity());
-        (signals || messages).then(|| {
-            (
-                if signals {
-                    std::mem::take(&mut self.signals)
-                } else {
-                    VecDeque::new()
-                },
-                if messages {
-                    std::mem::take(&mut self.messages)
-                } else {
-                    VecDeque::new()
-                },
-            )
-        })
-    }
+/// `queue`'s buffer if it is empty and larger than [`KEPT_SLOTS`], for the caller to free
+/// once the lock is released.
+fn spent_room<T>(queue: &mut VecDeque<T>) -> Option<VecDeque<T>> {
+    (queue.is_empty() && queue.capacity() > KEPT_SLOTS).then(|| std::mem::take(queue))
 }
 
 /// Why a message was not queued.
@@ -225,7 +207,10 @@ impl MailboxReceiver {
             None => None,
         };
         if let Some(received) = received {
-            let spent = queues.let_go_of_spent_room();
+            let spent = (
+                spent_room(&mut queues.signals),
+                spent_room(&mut queues.messages),
+            );
             drop(queues);
             drop(spent);
             budget.made_progress();

@@ -1,8 +1,8 @@
 //! `sys:suspend`, `sys:resume` and `sys:replace_state`, done safely.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use hotswap::{ProcessRef, SwapError};
+use hotswap::{CallError, ProcessRef, SwapError};
 use serde_json::json;
 
 use crate::common::*;
@@ -37,6 +37,50 @@ async fn a_suspended_process_queues_messages_and_still_serves_control_requests()
     assert_eq!(previous, b"1");
     assert_eq!(get(&node, &kv, "b").await, json!(3));
     assert!(!node.process(&kv).expect("kv").describe().suspended);
+}
+
+#[tokio::test]
+async fn a_call_times_out_at_its_own_deadline_whatever_the_calls_before_it_waited() {
+    let (node, kv) = node_with_kv().await;
+    let pid = node.process(&kv).expect("kv").pid();
+    let put_a = |value: u32| format!(r#"{{"op":"put","key":"a","value":{value}}}"#).into_bytes();
+    // Answered calls under a long timeout: a call's timer is kept for the next one.
+    for value in 0..3 {
+        node.call(&kv, put_a(value), Duration::from_secs(60))
+            .await
+            .expect("an answered call");
+    }
+
+    node.suspend(&kv).await.expect("suspend");
+    let short = Duration::from_millis(200);
+    let started = Instant::now();
+    let error = node
+        .call(&kv, put_a(7), short)
+        .await
+        .expect_err("a suspended process answers no call");
+    let waited = started.elapsed();
+    assert!(
+        matches!(error, CallError::Timeout { pid: p, timeout } if p == pid && timeout == short),
+        "{error:?}"
+    );
+    assert!(
+        waited >= short && waited < Duration::from_secs(5),
+        "timed out after {waited:?}, not at its own 200 ms"
+    );
+
+    // Then a long deadline after that short one: the call waits out the suspension.
+    let handle = node.process(&kv).expect("kv");
+    let waiting = tokio::spawn(async move { handle.call(put_a(8), 0, TIMEOUT).await });
+    tokio::time::sleep(short * 2).await;
+    assert!(
+        !waiting.is_finished(),
+        "still waiting, past the short call's deadline"
+    );
+    node.resume(&kv).await.expect("resume");
+    let previous = waiting.await.expect("task").expect("answered once resumed");
+    // As with `gen_server:call`, a call that timed out was still delivered, and served.
+    assert_eq!(previous, b"7");
+    assert_eq!(get(&node, &kv, "a").await, json!(8));
 }
 
 #[tokio::test]

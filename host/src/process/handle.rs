@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{CallError, ControlError, SwapError};
 use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
+use crate::process::call_deadline;
 use crate::process::control::Control;
 use crate::process::envelope::Envelope;
 use crate::process::instance::GuestInstance;
@@ -56,7 +57,8 @@ impl ProcessHandle {
             reply,
         })?;
         let reply = answered(answer, self.mailbox.closed());
-        match tokio::time::timeout(timeout, reply).await {
+        let deadline = tokio::time::Instant::now() + timeout;
+        match call_deadline::within(deadline, reply).await {
             Ok(Some(result)) => result,
             Ok(None) => Err(self.exited()),
             Err(_) => Err(CallError::Timeout {

@@ -6,6 +6,7 @@
 //! only ever handled between two messages, never inside one.
 
 pub(crate) mod actor;
+mod call_deadline;
 pub(crate) mod context;
 pub(crate) mod control;
 pub(crate) mod envelope;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use crate::error::{CallError, ControlError, SwapError};
 use crate::optimistic_swap::{self, Adoption, Declined, MarkedSnapshot};
 use crate::process::control::Control;
+use crate::process::deadline;
 use crate::process::envelope::Envelope;
 use crate::process::hibernation;
 use crate::process::instance::GuestInstance;
@@ -515,10 +516,11 @@ pub(super) fn record_exit(
     reason
 }
 
-/// Resolves after `after` when given, never otherwise.
+/// Resolves after `after` when given, never otherwise. Its timer is a reused one: a process
+/// that may hibernate starts this wait after every message.
 async fn idle_for(after: Option<Duration>) {
     match after {
-        Some(after) => tokio::time::sleep(after).await,
+        Some(after) => deadline::sleep_until(tokio::time::Instant::now() + after).await,
         None => std::future::pending().await,
     }
 }

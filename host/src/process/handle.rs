@@ -8,8 +8,8 @@ use tokio::sync::oneshot;
 
 use crate::error::{CallError, ControlError, SwapError};
 use crate::optimistic_swap::{Adoption, Declined, MarkedSnapshot};
-use crate::process::call_deadline;
 use crate::process::control::Control;
+use crate::process::deadline;
 use crate::process::envelope::Envelope;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::{MailboxSender, Refused};
@@ -58,7 +58,7 @@ impl ProcessHandle {
         })?;
         let reply = answered(answer, self.mailbox.closed());
         let deadline = tokio::time::Instant::now() + timeout;
-        match call_deadline::within(deadline, reply).await {
+        match deadline::within(deadline, reply).await {
             Ok(Some(result)) => result,
             Ok(None) => Err(self.exited()),
             Err(_) => Err(CallError::Timeout {

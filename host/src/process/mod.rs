@@ -6,9 +6,9 @@
 //! only ever handled between two messages, never inside one.
 
 pub(crate) mod actor;
-mod call_deadline;
 pub(crate) mod context;
 pub(crate) mod control;
+mod deadline;
 pub(crate) mod envelope;
 mod exit;
 mod handle;

@@ -1,17 +1,19 @@
-//! The deadline of a call, on timers that are reused rather than made for every call.
+//! Deadlines on timers that are reused rather than made for every message: a call's
+//! timeout, and the idle time after which a process hibernates.
 //!
-//! `tokio::time::timeout` registers a fresh timer with the runtime's time driver for every
-//! call that does not answer at once, and removes it when the reply comes: two trips
-//! through the driver's lock, and, when the wheel was empty, a wake-up of the worker parked
-//! on the driver so that it sleeps no longer than the new deadline. A call round trip is a
-//! few microseconds; that bookkeeping was a fifth of its CPU (`call_profile`).
+//! A fresh tokio timer (what `tokio::time::timeout` and `sleep` make) is put in the
+//! runtime's time driver when first polled and taken out when dropped: two trips through
+//! the driver's lock, and, when the wheel was empty, a wake-up of the worker parked on the
+//! driver so that it sleeps no longer than the new deadline. A call round trip is a few
+//! microseconds; for calls, that bookkeeping was a fifth of its CPU (`call_profile`).
 //!
-//! Here each worker thread keeps a few timers that earlier calls left. tokio moves a
+//! Here each worker thread keeps a few timers that earlier waits left. tokio moves a
 //! registered timer to a later deadline without touching the driver: the timer stays where
 //! it was in the wheel, and when that earlier moment comes the driver sees the later
-//! deadline and files it again. With call timeouts of seconds, a timer taken for call after
-//! call reaches the driver about once per timeout. A timer that fires while it waits to be
-//! reused wakes the task that used it last, once, for nothing; tokio allows such wake-ups.
+//! deadline and files it again. With deadlines seconds away, a timer taken for message after
+//! message reaches the driver about once per deadline. A timer that fires while it waits to
+//! be reused wakes the task that used it last, once, for nothing; tokio allows such
+//! wake-ups.
 //!
 //! Timers belong to one runtime (their driver), so the spares are kept with the id of the
 //! runtime that made them, and a thread that enters another runtime starts afresh.
@@ -24,8 +26,8 @@ use std::task::Poll;
 use tokio::runtime::{Handle, Id};
 use tokio::time::{Instant, Sleep};
 
-/// How many spare timers a thread keeps: as many calls as one thread waits on at once,
-/// beyond which a call makes (and drops) its own, as `tokio::time::timeout` would.
+/// How many spare timers a thread keeps: beyond that many waits at once on one thread, a
+/// wait makes (and drops) its own timer, as `tokio::time::timeout` would.
 const KEPT_PER_THREAD: usize = 8;
 
 thread_local! {
@@ -58,6 +60,11 @@ pub(crate) async fn within<F: Future>(deadline: Instant, future: F) -> Result<F:
         timer.sleep().poll(cx).map(|()| Err(Elapsed))
     })
     .await
+}
+
+/// Resolves at `deadline`, like `tokio::time::sleep_until`.
+pub(crate) async fn sleep_until(deadline: Instant) {
+    Borrowed::take(deadline).sleep().await;
 }
 
 /// A timer taken from this thread's spares (or made), set to a deadline, and given back to
@@ -183,6 +190,19 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_millis(50));
         let outcome = within(after(70), std::future::pending::<()>()).await;
         assert_eq!(outcome, Err(Elapsed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_sleep_cut_short_leaves_its_timer_and_the_next_sleep_keeps_its_own_deadline() {
+        // A process's idle wait, ended early by a message.
+        tokio::select! {
+            () = sleep_until(after(100)) => panic!("the idle wait ended before the message"),
+            () = tokio::time::sleep(Duration::from_millis(30)) => {}
+        }
+        assert_eq!(spares_kept(), 1, "the timer is kept for the next wait");
+        let started = Instant::now();
+        sleep_until(after(100)).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
     }
 
     #[test]

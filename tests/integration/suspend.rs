@@ -68,7 +68,8 @@ async fn a_call_times_out_at_its_own_deadline_whatever_the_calls_before_it_waite
         "timed out after {waited:?}, not at its own 200 ms"
     );
 
-    // Then a long deadline after that short one: the call waits out the suspension.
+    // Then a long deadline after that short one, whose timer fired and is kept: the call
+    // waits out the suspension.
     let handle = node.process(&kv).expect("kv");
     let waiting = tokio::spawn(async move { handle.call(put_a(8), 0, TIMEOUT).await });
     tokio::time::sleep(short * 2).await;

@@ -520,7 +520,7 @@ pub(super) fn record_exit(
 /// that may hibernate starts this wait after every message.
 async fn idle_for(after: Option<Duration>) {
     match after {
-        Some(after) => deadline::sleep_until(tokio::time::Instant::now() + after).await,
+        Some(after) => deadline::sleep(after).await,
         None => std::future::pending().await,
     }
 }

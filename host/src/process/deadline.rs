@@ -7,21 +7,29 @@
 //! driver so that it sleeps no longer than the new deadline. A call round trip is a few
 //! microseconds; for calls, that bookkeeping was a fifth of its CPU (`call_profile`).
 //!
-//! Here each worker thread keeps a few timers that earlier waits left. tokio moves a
-//! registered timer to a later deadline without touching the driver: the timer stays where
-//! it was in the wheel, and when that earlier moment comes the driver sees the later
-//! deadline and files it again. With deadlines seconds away, a timer taken for message after
-//! message reaches the driver about once per deadline. A timer that fires while it waits to
-//! be reused wakes the task that used it last, once, for nothing; tokio allows such
-//! wake-ups.
+//! Here each thread keeps a few timers that earlier waits left. tokio's timer wheel moves
+//! a registered timer to a later deadline without its lock: the timer stays where it was
+//! in the wheel, and when that earlier moment comes the driver sees the later deadline and
+//! files it again. With deadlines seconds away, a timer taken for message after message
+//! reaches the driver about once per deadline. (Built with `tokio_unstable`'s alternative
+//! timer, a reset makes a new timer, as a fresh wait would.)
+//!
+//! What a kept timer costs while it waits for its next use:
+//! - when its last deadline passes, it wakes the task that used it last, once, for
+//!   nothing (tokio allows such wake-ups), and until then it holds that task's waker;
+//! - it holds its runtime's handle: the timers of a runtime that has ended are dropped
+//!   when the thread next waits under another runtime, or when it ends;
+//! - under a paused test clock (`tokio::time::pause`), its deadline is one the clock may
+//!   advance to when the runtime is idle, where a dropped timer would not be.
 //!
 //! Timers belong to one runtime (their driver), so the spares are kept with the id of the
-//! runtime that made them, and a thread that enters another runtime starts afresh.
+//! runtime that made them, and are never handed to a wait under another runtime.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use tokio::runtime::{Handle, Id};
 use tokio::time::{Instant, Sleep};
@@ -34,24 +42,41 @@ thread_local! {
     static SPARES: RefCell<Spares> = const { RefCell::new(Spares { runtime: None, timers: Vec::new() }) };
 }
 
-/// The timers a thread keeps for its next calls, and the runtime they belong to.
+/// The timers a thread keeps for its next waits, and the runtime they belong to.
 struct Spares {
     runtime: Option<Id>,
     timers: Vec<Pin<Box<Sleep>>>,
 }
 
-/// The deadline passed before the future completed.
+impl Spares {
+    /// Makes `runtime` the owner of this thread's spares, and hands back the timers of the
+    /// runtime that owned them before, for the caller to drop once it has let go of them.
+    fn belong_to(&mut self, runtime: Id) -> Vec<Pin<Box<Sleep>>> {
+        if self.runtime == Some(runtime) {
+            return Vec::new();
+        }
+        self.runtime = Some(runtime);
+        std::mem::take(&mut self.timers)
+    }
+}
+
+/// The time ran out before the future completed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Elapsed;
 
-/// `future`'s output, or [`Elapsed`] if `deadline` comes first. Like `tokio::time::timeout_at`,
-/// the future is polled first, and a future that is ready at once needs no timer.
-pub(crate) async fn within<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
+/// `future`'s output, or [`Elapsed`] once `timeout` has passed: `tokio::time::timeout` on a
+/// kept timer. The future is polled first, and one that is ready at once needs no timer; a
+/// timeout too far away to be an instant (`Duration::MAX`) needs none either.
+pub(crate) async fn timeout<F: Future>(timeout: Duration, future: F) -> Result<F::Output, Elapsed> {
+    let deadline = Instant::now().checked_add(timeout);
     let mut future = std::pin::pin!(future);
     let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
     if let Poll::Ready(output) = first {
         return Ok(output);
     }
+    let Some(deadline) = deadline else {
+        return Ok(future.await);
+    };
     let mut timer = Borrowed::take(deadline);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
@@ -62,9 +87,13 @@ pub(crate) async fn within<F: Future>(deadline: Instant, future: F) -> Result<F:
     .await
 }
 
-/// Resolves at `deadline`, like `tokio::time::sleep_until`.
-pub(crate) async fn sleep_until(deadline: Instant) {
-    Borrowed::take(deadline).sleep().await;
+/// Resolves once `duration` has passed (never, if that is too far away to be an instant):
+/// `tokio::time::sleep` on a kept timer.
+pub(crate) async fn sleep(duration: Duration) {
+    match Instant::now().checked_add(duration) {
+        Some(deadline) => Borrowed::take(deadline).sleep().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A timer taken from this thread's spares (or made), set to a deadline, and given back to
@@ -77,15 +106,16 @@ struct Borrowed {
 impl Borrowed {
     fn take(deadline: Instant) -> Self {
         let runtime = Handle::current().id();
+        let mut ended = Vec::new();
         let spare = SPARES
             .try_with(|spares| {
                 let mut spares = spares.borrow_mut();
-                (spares.runtime == Some(runtime))
-                    .then(|| spares.timers.pop())
-                    .flatten()
+                ended = spares.belong_to(runtime);
+                spares.timers.pop()
             })
             .ok()
             .flatten();
+        drop(ended);
         let timer = match spare {
             Some(mut timer) => {
                 timer.as_mut().reset(deadline);
@@ -112,28 +142,31 @@ impl Drop for Borrowed {
         let Some(timer) = self.timer.take() else {
             return;
         };
-        // Outside the thread's local storage (a thread ending), the timer is dropped.
-        let _ = SPARES.try_with(|spares| {
+        // Dropped after the thread's storage lets go: dropping a timer takes its driver's
+        // lock and may drop a task's waker, neither of which may come back here meanwhile.
+        let mut unkept = Vec::new();
+        let kept = SPARES.try_with(|spares| {
             let mut spares = spares.borrow_mut();
-            if spares.runtime != Some(self.runtime) {
-                spares.runtime = Some(self.runtime);
-                spares.timers.clear();
-            }
+            unkept = spares.belong_to(self.runtime);
             if spares.timers.len() < KEPT_PER_THREAD {
                 spares.timers.push(timer);
+                None
+            } else {
+                Some(timer)
             }
         });
+        // A thread that is ending has no storage left: its timer goes too.
+        drop(kept);
+        drop(unkept);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
-    fn after(millis: u64) -> Instant {
-        Instant::now() + Duration::from_millis(millis)
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
     }
 
     fn spares_kept() -> usize {
@@ -143,52 +176,63 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_future_that_never_completes_ends_at_its_deadline() {
         let started = Instant::now();
-        let outcome = within(after(250), std::future::pending::<()>()).await;
+        let outcome = timeout(ms(250), std::future::pending::<()>()).await;
         assert_eq!(outcome, Err(Elapsed));
-        assert_eq!(started.elapsed(), Duration::from_millis(250));
+        assert_eq!(started.elapsed(), ms(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_beyond_any_instant_waits_without_a_timer() {
+        let slow = tokio::time::sleep(ms(100));
+        assert_eq!(timeout(Duration::MAX, slow).await, Ok(()));
+        assert_eq!(spares_kept(), 0, "no timer was made, so none was kept");
+        tokio::select! {
+            () = sleep(Duration::MAX) => panic!("a sleep beyond any instant ended"),
+            () = tokio::time::sleep(ms(60_000)) => {}
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_ready_future_takes_no_timer() {
-        assert_eq!(within(after(10), std::future::ready(7)).await, Ok(7));
+        assert_eq!(timeout(ms(10), std::future::ready(7)).await, Ok(7));
         assert_eq!(spares_kept(), 0, "no timer was made, so none was kept");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_kept_timer_moved_later_does_not_fire_at_its_old_deadline() {
-        let quick = tokio::time::sleep(Duration::from_millis(1));
-        assert_eq!(within(after(50), quick).await, Ok(()));
+        let quick = tokio::time::sleep(ms(1));
+        assert_eq!(timeout(ms(50), quick).await, Ok(()));
         assert_eq!(spares_kept(), 1, "the timer is kept for the next call");
 
         // Its registration still says 50 ms; the next call's deadline is later.
         let started = Instant::now();
-        let slow = tokio::time::sleep(Duration::from_millis(400));
-        assert_eq!(within(after(1_000), slow).await, Ok(()));
-        assert_eq!(started.elapsed(), Duration::from_millis(400));
+        let slow = tokio::time::sleep(ms(400));
+        assert_eq!(timeout(ms(1_000), slow).await, Ok(()));
+        assert_eq!(started.elapsed(), ms(400));
         assert_eq!(spares_kept(), 1, "the same timer came back");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_kept_timer_moved_earlier_fires_at_the_new_deadline() {
-        let quick = tokio::time::sleep(Duration::from_millis(1));
-        assert_eq!(within(after(60_000), quick).await, Ok(()));
+        let quick = tokio::time::sleep(ms(1));
+        assert_eq!(timeout(ms(60_000), quick).await, Ok(()));
         let started = Instant::now();
-        let outcome = within(after(30), std::future::pending::<()>()).await;
+        let outcome = timeout(ms(30), std::future::pending::<()>()).await;
         assert_eq!(outcome, Err(Elapsed));
-        assert_eq!(started.elapsed(), Duration::from_millis(30));
+        assert_eq!(started.elapsed(), ms(30));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_kept_timer_that_fired_while_kept_serves_again() {
-        let quick = tokio::time::sleep(Duration::from_millis(1));
-        assert_eq!(within(after(20), quick).await, Ok(()));
+        let quick = tokio::time::sleep(ms(1));
+        assert_eq!(timeout(ms(20), quick).await, Ok(()));
         // Past the kept timer's deadline: it fires with nobody waiting on it.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(ms(100)).await;
         let started = Instant::now();
-        let slow = tokio::time::sleep(Duration::from_millis(50));
-        assert_eq!(within(after(200), slow).await, Ok(()));
-        assert_eq!(started.elapsed(), Duration::from_millis(50));
-        let outcome = within(after(70), std::future::pending::<()>()).await;
+        let slow = tokio::time::sleep(ms(50));
+        assert_eq!(timeout(ms(200), slow).await, Ok(()));
+        assert_eq!(started.elapsed(), ms(50));
+        let outcome = timeout(ms(70), std::future::pending::<()>()).await;
         assert_eq!(outcome, Err(Elapsed));
     }
 
@@ -196,29 +240,33 @@ mod tests {
     async fn a_sleep_cut_short_leaves_its_timer_and_the_next_sleep_keeps_its_own_deadline() {
         // A process's idle wait, ended early by a message.
         tokio::select! {
-            () = sleep_until(after(100)) => panic!("the idle wait ended before the message"),
-            () = tokio::time::sleep(Duration::from_millis(30)) => {}
+            () = sleep(ms(100)) => panic!("the idle wait ended before the message"),
+            () = tokio::time::sleep(ms(30)) => {}
         }
         assert_eq!(spares_kept(), 1, "the timer is kept for the next wait");
         let started = Instant::now();
-        sleep_until(after(100)).await;
-        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        sleep(ms(100)).await;
+        assert_eq!(started.elapsed(), ms(100));
     }
 
     #[test]
     fn timers_kept_under_one_runtime_are_not_used_under_the_next() {
         // Two runtimes, one after the other, on this one thread: the first one's timers
-        // die with it, and polling one would panic.
+        // die with it (polling one would panic), and are let go of, with the handle to
+        // their runtime, at the first wait under the second.
         for _ in 0..2 {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_time()
                 .build()
                 .expect("a runtime");
             runtime.block_on(async {
-                let quick = tokio::time::sleep(Duration::from_millis(1));
-                assert_eq!(within(after(5_000), quick).await, Ok(()));
-                let outcome = within(after(20), std::future::pending::<()>()).await;
+                let quick = tokio::time::sleep(ms(1));
+                assert_eq!(timeout(ms(5_000), quick).await, Ok(()));
+                let outcome = timeout(ms(20), std::future::pending::<()>()).await;
                 assert_eq!(outcome, Err(Elapsed));
+                let owner = SPARES.with(|spares| spares.borrow().runtime);
+                assert_eq!(owner, Some(Handle::current().id()));
+                assert_eq!(spares_kept(), 1, "one timer served both waits");
             });
             drop(runtime);
         }
@@ -229,8 +277,8 @@ mod tests {
         // Tasks of a current-thread runtime: all on this thread, all waiting at once.
         let calls: Vec<_> = (0..KEPT_PER_THREAD as u64 + 4)
             .map(|i| {
-                let quick = tokio::time::sleep(Duration::from_millis(1 + i));
-                tokio::spawn(within(after(1_000), quick))
+                let quick = tokio::time::sleep(ms(1 + i));
+                tokio::spawn(timeout(ms(1_000), quick))
             })
             .collect();
         for call in calls {

@@ -57,8 +57,7 @@ impl ProcessHandle {
             reply,
         })?;
         let reply = answered(answer, self.mailbox.closed());
-        let deadline = tokio::time::Instant::now() + timeout;
-        match deadline::within(deadline, reply).await {
+        match deadline::timeout(timeout, reply).await {
             Ok(Some(result)) => result,
             Ok(None) => Err(self.exited()),
             Err(_) => Err(CallError::Timeout {

@@ -1,5 +1,6 @@
 //! Deadlines on timers that are reused rather than made for every message: a call's
-//! timeout, and the idle time after which a process hibernates.
+//! timeout, the wall-clock backstop of a guest call that yields, and the idle time after
+//! which a process hibernates.
 //!
 //! A fresh tokio timer (what `tokio::time::timeout` and `sleep` make) is put in the
 //! runtime's time driver when first polled and taken out when dropped: two trips through
@@ -65,18 +66,25 @@ impl Spares {
 pub(crate) struct Elapsed;
 
 /// `future`'s output, or [`Elapsed`] once `timeout` has passed: `tokio::time::timeout` on a
-/// kept timer. The future is polled first, and one that is ready at once needs no timer; a
-/// timeout too far away to be an instant (`Duration::MAX`) needs none either.
+/// kept timer. A timeout too far away to be an instant (`Duration::MAX`) takes no timer.
 pub(crate) async fn timeout<F: Future>(timeout: Duration, future: F) -> Result<F::Output, Elapsed> {
-    let deadline = Instant::now().checked_add(timeout);
+    match Instant::now().checked_add(timeout) {
+        Some(deadline) => timeout_at(deadline, future).await,
+        None => Ok(future.await),
+    }
+}
+
+/// `future`'s output, or [`Elapsed`] once `deadline` has come: `tokio::time::timeout_at` on
+/// a kept timer. The future is polled first, and one that is ready at once takes no timer.
+pub(crate) async fn timeout_at<F: Future>(
+    deadline: Instant,
+    future: F,
+) -> Result<F::Output, Elapsed> {
     let mut future = std::pin::pin!(future);
     let first = std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await;
     if let Poll::Ready(output) = first {
         return Ok(output);
     }
-    let Some(deadline) = deadline else {
-        return Ok(future.await);
-    };
     let mut timer = Borrowed::take(deadline);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = future.as_mut().poll(cx) {

@@ -17,6 +17,7 @@ use crate::code::ModuleVersion;
 use crate::engine::EPOCH_TICK;
 use crate::process::Pid;
 use crate::process::context::{CallBudget, ProcessContext};
+use crate::process::deadline;
 use crate::registry::Registry;
 use crate::sandbox::Policy;
 
@@ -319,19 +320,14 @@ impl GuestInstance {
 /// code runs, and a guest blocked inside a host call (a WASI sleep, a read) would escape it.
 /// `None` when the call was abandoned; the instance must then never be called again.
 ///
-/// Most calls run to their end without yielding; they finish on their first poll and never
-/// touch the timer wheel. A call that yields (at an epoch tick, or in a host call) gets the
-/// timer, measured from when the call was armed.
+/// Most calls run to their end without yielding; they finish on their first poll and take
+/// no timer. A call that yields (at an epoch tick, or in a host call) takes a kept one
+/// ([`deadline`]), measured from when the call was armed.
 async fn guarded<T>(
     backstop: tokio::time::Instant,
     call: impl Future<Output = wasmtime::Result<T>>,
 ) -> Option<wasmtime::Result<T>> {
-    let mut call = std::pin::pin!(call);
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
-    if let std::task::Poll::Ready(result) = first {
-        return Some(result);
-    }
-    tokio::time::timeout_at(backstop, call).await.ok()
+    deadline::timeout_at(backstop, call).await.ok()
 }
 
 /// Starts the budget of one guest call: the epoch callback checks it at every tick. Returns

@@ -33,6 +33,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Id};
+use tokio::task::coop;
 use tokio::time::{Instant, Sleep};
 
 /// How many spare timers a thread keeps: beyond that many waits at once on one thread, a
@@ -87,10 +88,21 @@ pub(crate) async fn timeout_at<F: Future>(
     }
     let mut timer = Borrowed::take(deadline);
     std::future::poll_fn(|cx| {
+        let had_budget = coop::has_budget_remaining();
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        timer.sleep().poll(cx).map(|()| Err(Elapsed))
+        // A future that spent the task's cooperative budget would leave none for the
+        // timer, which would then never see its deadline: as tokio's `Timeout` does, the
+        // timer is then polled outside the budget.
+        let spent_by_future = had_budget && !coop::has_budget_remaining();
+        let sleep = timer.sleep();
+        let passed = if spent_by_future {
+            std::pin::pin!(coop::unconstrained(sleep)).poll(cx)
+        } else {
+            sleep.poll(cx)
+        };
+        passed.map(|()| Err(Elapsed))
     })
     .await
 }
@@ -255,6 +267,24 @@ mod tests {
         let started = Instant::now();
         sleep(ms(100)).await;
         assert_eq!(started.elapsed(), ms(100));
+    }
+
+    #[tokio::test]
+    async fn a_future_that_spends_its_task_budget_on_every_poll_still_times_out() {
+        // Such a future is pending only because tokio's cooperative budget ran out (a
+        // guest calling host functions that read from a busy channel). Polled after it
+        // under the same spent budget, the timer would never say its deadline had passed.
+        let busy = async {
+            loop {
+                tokio::task::coop::consume_budget().await;
+            }
+        };
+        let outcome = tokio::time::timeout(ms(10_000), timeout(ms(30), busy)).await;
+        assert_eq!(
+            outcome,
+            Ok(Err(Elapsed)),
+            "the inner deadline ended it, not the outer"
+        );
     }
 
     #[test]

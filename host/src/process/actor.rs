@@ -185,10 +185,11 @@ impl ProcessActor {
             let flow = match next {
                 Next::Signal(signal) => Box::pin(self.serve_control(*signal)).await,
                 Next::Message(envelope) => {
-                    // Boxed too, though it is the common path: a guest call's future is
-                    // about 1 KB, half of what an idle process's task would otherwise
-                    // hold for its whole life, and one allocation per message did not
-                    // show in `call_profile` (casts and calls, A/B, within the noise).
+                    // Boxed too, though it is the common path: serving a message is a
+                    // 616-byte future, which an idle process's task would otherwise hold
+                    // for its whole life. Under malloc's 1 KiB limit, the allocation comes
+                    // from its per-thread cache (see `deadline::Timeout` for when it did
+                    // not).
                     let flow = Box::pin(self.serve_message(envelope)).await;
                     // A process kept busy would hold the instance (and its pool slot) for
                     // as long as its mailbox stays full, or until tokio's budget for one

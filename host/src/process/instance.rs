@@ -17,7 +17,7 @@ use crate::code::ModuleVersion;
 use crate::engine::EPOCH_TICK;
 use crate::process::Pid;
 use crate::process::context::{CallBudget, ProcessContext};
-use crate::process::deadline;
+use crate::process::deadline::{self, Elapsed};
 use crate::registry::Registry;
 use crate::sandbox::Policy;
 
@@ -151,8 +151,8 @@ impl GuestInstance {
         let bindings = guarded(backstop, module.pre.instantiate_async(&mut store)).await;
         store.data_mut().budget = None;
         let bindings = match bindings {
-            Some(Ok(bindings)) => bindings,
-            Some(Err(error)) => {
+            Ok(Ok(bindings)) => bindings,
+            Ok(Err(error)) => {
                 let cause = describe("instantiate", &error, &store).cause;
                 let pool_full = error.is::<PoolConcurrencyLimitError>();
                 return Err(if pool_full {
@@ -161,7 +161,7 @@ impl GuestInstance {
                     Attempt::Failed(cause)
                 });
             }
-            None => {
+            Err(Elapsed) => {
                 return Err(Attempt::Failed(format!(
                     "exceeded {limit:?} in instantiate (stuck in a host call, so the instance was abandoned)"
                 )));
@@ -301,12 +301,12 @@ impl GuestInstance {
         &mut self,
         callback: &'static str,
         limit: Duration,
-        result: Option<wasmtime::Result<T>>,
+        result: Result<wasmtime::Result<T>, Elapsed>,
     ) -> Result<T, GuestTrap> {
         self.store.data_mut().budget = None;
         match result {
-            Some(result) => result.map_err(|e| describe(callback, &e, &self.store)),
-            None => Err(GuestTrap {
+            Ok(result) => result.map_err(|e| describe(callback, &e, &self.store)),
+            Err(Elapsed) => Err(GuestTrap {
                 callback,
                 cause: format!(
                     "exceeded {limit:?} in {callback} (stuck in a host call, so the instance was abandoned)"
@@ -318,16 +318,14 @@ impl GuestInstance {
 
 /// Runs a guest call under a wall-clock limit too: the epoch deadline only fires while wasm
 /// code runs, and a guest blocked inside a host call (a WASI sleep, a read) would escape it.
-/// `None` when the call was abandoned; the instance must then never be called again.
+/// `Err(Elapsed)` when the call was abandoned; the instance must then never be called again.
 ///
 /// Most calls run to their end without yielding; they finish on their first poll and take
 /// no timer. A call that yields (at an epoch tick, or in a host call) takes a kept one
-/// ([`deadline`]), measured from when the call was armed.
-async fn guarded<T>(
-    backstop: tokio::time::Instant,
-    call: impl Future<Output = wasmtime::Result<T>>,
-) -> Option<wasmtime::Result<T>> {
-    deadline::timeout_at(backstop, call).await.ok()
+/// ([`deadline`]), measured from when the call was armed. A plain function, not an async
+/// one, so that the call's future is stored once in the caller's (see [`deadline::Timeout`]).
+fn guarded<F: Future>(backstop: tokio::time::Instant, call: F) -> deadline::Timeout<F> {
+    deadline::timeout_at(backstop, call)
 }
 
 /// Starts the budget of one guest call: the epoch callback checks it at every tick. Returns

@@ -376,3 +376,26 @@ fn describe(
     }
     GuestTrap { callback, cause }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guarded_call_is_stored_once() {
+        // A guest call's future is a few hundred bytes; every message's future holds one,
+        // boxed, and each extra copy of it pushes that box out of malloc's thread cache.
+        let call = async {
+            let buffer = [7u8; 512];
+            tokio::task::yield_now().await;
+            Ok::<usize, wasmtime::Error>(buffer.len())
+        };
+        let call_size = std::mem::size_of_val(&call);
+        let guarded = guarded(tokio::time::Instant::now(), call);
+        let overhead = std::mem::size_of_val(&guarded) - call_size;
+        assert!(
+            overhead <= 64,
+            "{overhead} bytes beside a {call_size}-byte call"
+        );
+    }
+}

@@ -27,6 +27,7 @@
 //! runtime that made them, and are never handed to a wait under another runtime.
 
 use std::cell::RefCell;
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -136,12 +137,9 @@ impl<F: Future> Future for Timeout<F> {
 }
 
 /// Resolves once `duration` has passed (never, if that is too far away to be an instant):
-/// `tokio::time::sleep` on a kept timer.
+/// `tokio::time::sleep` on a kept timer, as the timeout of a future that never completes.
 pub(crate) async fn sleep(duration: Duration) {
-    match Instant::now().checked_add(duration) {
-        Some(deadline) => Borrowed::take(deadline).sleep().await,
-        None => std::future::pending().await,
-    }
+    let Err(Elapsed) = timeout(duration, std::future::pending::<Infallible>()).await;
 }
 
 /// A timer taken from this thread's spares (or made), set to a deadline, and given back to

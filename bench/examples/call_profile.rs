@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use hotswap::{Allocation, Node, NodeOptions, Policy, ProcessRef, SpawnSpec};
 
+/// The kv component served, unless `KV=FILE.wasm` names another (such as an older build).
+const KV: &str = "guests/rust/target/wasm32-wasip2/release/kv_v0.wasm";
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -25,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
         ..NodeOptions::default()
     })?;
     let kv = node
-        .load_file("kv", "guests/rust/target/wasm32-wasip2/release/kv_v0.wasm")
+        .load_file("kv", std::env::var("KV").unwrap_or_else(|_| KV.to_owned()))
         .await?;
     let policy = Policy {
         mailbox_capacity: n + 16,

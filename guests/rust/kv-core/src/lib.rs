@@ -23,6 +23,6 @@ mod entries;
 mod request;
 mod server;
 
-pub use entries::Entries;
+pub use entries::{Entries, Reply};
 pub use request::Request;
 pub use server::{AccessLog, Kv, Version};

@@ -8,9 +8,8 @@
 use std::marker::PhantomData;
 
 use hotswap_guest::{GenServer, Pid, json, log};
-use serde_json::Value;
 
-use crate::{Entries, Request};
+use crate::{Entries, Reply, Request};
 
 /// Whether a version writes an access line for every get and put (what kv v1 added to v0):
 /// `get a -> 42`, `put a = 42`, at info level.
@@ -53,13 +52,17 @@ impl<V: Version> GenServer for Kv<V> {
     fn handle_info(state: &mut Entries, message: &[u8]) {
         state.handle_message("info message", message, V::ACCESS_LOG);
     }
+
+    fn snapshot(state: &Entries) -> Result<Vec<u8>, String> {
+        Ok(state.snapshot())
+    }
 }
 
 impl Entries {
     /// kv's `handle_call`: parses `request`, carries it out, replies with JSON.
     pub fn call(&mut self, request: &[u8], access_log: AccessLog) -> Result<Vec<u8>, String> {
         let request = Request::parse(request)?;
-        json::encode(&self.serve(request, access_log))
+        self.serve(request, access_log)?.to_json()
     }
 
     /// kv's `handle_cast` and `handle_info` (`kind` names which, for the log): a `put` or a
@@ -67,7 +70,9 @@ impl Entries {
     pub fn handle_message(&mut self, kind: &str, message: &[u8], access_log: AccessLog) {
         match Request::parse(message) {
             Ok(request) if request.is_mutation() => {
-                self.serve(request, access_log);
+                if let Err(why) = self.serve(request, access_log) {
+                    log::warn(&format!("ignoring the {kind}: {why}"));
+                }
             }
             Ok(_) => log::warn(&format!(
                 "ignoring the {kind} {}: only put and delete apply without a reply",
@@ -78,12 +83,13 @@ impl Entries {
     }
 
     /// Carries out `request`, writing its access line if `access_log` says so.
-    fn serve(&mut self, request: Request, access_log: AccessLog) -> Value {
+    fn serve(&mut self, request: Request, access_log: AccessLog) -> Result<Reply<'_>, String> {
         match request {
             Request::Get { key } if access_log == AccessLog::On => {
-                let value = self.apply(Request::Get { key: key.clone() });
-                log::info(&format!("get {key} -> {value}"));
-                value
+                let reply = self.apply(Request::Get { key: key.clone() })?;
+                let value = reply.to_json()?;
+                log::info(&format!("get {key} -> {}", String::from_utf8_lossy(&value)));
+                Ok(reply)
             }
             Request::Put { key, value } if access_log == AccessLog::On => {
                 log::info(&format!("put {key} = {value}"));
@@ -91,5 +97,14 @@ impl Entries {
             }
             request => self.apply(request),
         }
+    }
+
+    /// kv's `snapshot`: the state as JSON, written by [`Entries::write_json`] into a buffer
+    /// sized after the last state.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = json::state_buffer();
+        self.write_json(&mut out);
+        json::note_state_size(out.len());
+        out
     }
 }

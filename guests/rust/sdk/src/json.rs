@@ -33,12 +33,18 @@ static STATE_SIZE: AtomicUsize = AtomicUsize::new(0);
 
 /// Encodes a state as JSON bytes, like [`encode`], into a buffer sized after the last state.
 pub fn encode_state<T: Serialize + ?Sized>(state: &T) -> Result<Vec<u8>, String> {
-    let last = STATE_SIZE.load(Ordering::Relaxed);
-    let mut out = Vec::with_capacity(last.saturating_add(last / 8));
+    let mut out = state_buffer();
     serde_json::to_writer(&mut out, state)
         .map_err(|error| format!("cannot encode as JSON: {error}"))?;
     note_state_size(out.len());
     Ok(out)
+}
+
+/// An empty buffer for a state about as large as the last one (an eighth more), for a guest
+/// that writes its state without serde: after writing, it calls [`note_state_size`].
+pub fn state_buffer() -> Vec<u8> {
+    let last = STATE_SIZE.load(Ordering::Relaxed);
+    Vec::with_capacity(last.saturating_add(last / 8))
 }
 
 /// Records the size of a state this instance adopted or wrote (see [`encode_state`]).

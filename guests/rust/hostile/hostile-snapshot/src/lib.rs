@@ -98,7 +98,7 @@ impl GenServer for Snapshot {
         match state.mode {
             Mode::Trap => panic!(
                 "hostile-snapshot traps in snapshot on purpose ({} keys held)",
-                state.kv.entries.len()
+                state.kv.len()
             ),
             Mode::Refuse => Err("cannot write state".to_owned()),
             Mode::Spin => {

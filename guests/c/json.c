@@ -366,13 +366,32 @@ static void write_string(buffer *b, const char *s, size_t len) {
     put(b, "\"", 1);
 }
 
+/* Writes the decimal digits of `n`, as "%" PRIu64 would: sprintf took more than half of a large
+ * state's snapshot. */
+static void write_uint(buffer *b, uint64_t n) {
+    char digits[20];
+    size_t at = sizeof digits;
+    do {
+        digits[--at] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    put(b, digits + at, sizeof digits - at);
+}
+
+/* As "%" PRId64 would; INT64_MIN's magnitude is taken in unsigned arithmetic. */
+static void write_int(buffer *b, int64_t n) {
+    if (n >= 0) return write_uint(b, (uint64_t)n);
+    put(b, "-", 1);
+    write_uint(b, 0 - (uint64_t)n);
+}
+
 static void write_value(buffer *b, const hs_json *v) {
     char number[40];
     switch (v->kind) {
     case HS_JSON_NULL: puts_(b, "null"); break;
     case HS_JSON_BOOL: puts_(b, v->as.boolean ? "true" : "false"); break;
-    case HS_JSON_INT: put(b, number, (size_t)sprintf(number, "%" PRId64, v->as.i)); break;
-    case HS_JSON_UINT: put(b, number, (size_t)sprintf(number, "%" PRIu64, v->as.u)); break;
+    case HS_JSON_INT: write_int(b, v->as.i); break;
+    case HS_JSON_UINT: write_uint(b, v->as.u); break;
     case HS_JSON_FLOAT: put(b, number, hs_json_format_float(v->as.f, number)); break;
     case HS_JSON_STRING: write_string(b, v->as.string.ptr, v->as.string.len); break;
     case HS_JSON_ARRAY:

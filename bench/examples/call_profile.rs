@@ -1,7 +1,8 @@
 //! Calls (or casts to) one kv process from one task as fast as it answers, and prints the
 //! rate: `cargo run --release -p hotswap-bench --example call_profile -- N call|cast`. Run it
 //! under `perf stat -e task-clock` to compare CPU per message between builds: on this shared
-//! machine, wall-clock rates move more than the code does.
+//! machine, wall-clock rates move more than the code does. With `KV=FILE.wasm` it serves that
+//! kv component instead of the built v0 (an older build of it, say).
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,6 @@
  * native unit tests alike. */
 #include "json.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -380,9 +379,12 @@ static void write_uint(buffer *b, uint64_t n) {
 
 /* As "%" PRId64 would; INT64_MIN's magnitude is taken in unsigned arithmetic. */
 static void write_int(buffer *b, int64_t n) {
-    if (n >= 0) return write_uint(b, (uint64_t)n);
-    put(b, "-", 1);
-    write_uint(b, 0 - (uint64_t)n);
+    if (n < 0) {
+        put(b, "-", 1);
+        write_uint(b, 0 - (uint64_t)n);
+    } else {
+        write_uint(b, (uint64_t)n);
+    }
 }
 
 static void write_value(buffer *b, const hs_json *v) {

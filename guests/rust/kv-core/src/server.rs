@@ -2,8 +2,9 @@
 //! every released kv version is, told apart by a [`Version`].
 //!
 //! The callbacks are also public methods of [`Entries`] ([`call`](Entries::call),
-//! [`handle_message`](Entries::handle_message)) so that a fixture which differs from kv in one
-//! callback writes only that one.
+//! [`handle_message`](Entries::handle_message), [`snapshot`](Entries::snapshot)) so that a
+//! fixture which differs from kv in one callback writes only that one. A fixture that leaves
+//! `snapshot` to the SDK's default writes the same bytes, through serde, more slowly.
 
 use std::marker::PhantomData;
 

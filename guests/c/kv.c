@@ -9,7 +9,9 @@
  *   {"op":"count"}                      -> the number of keys
  *   {"op":"crash"}                      -> no reply: traps (for the host's tests)
  *
- * Anything else is the error `unknown request: <what was wrong>`. As a cast or an info message,
+ * Anything else is the error `unknown request: <what was wrong>`. A put whose value nests more
+ * than MAX_VALUE_DEPTH arrays and objects is refused (`value nested too deep: ...`): the state
+ * holding it could not be read back, here or in any other language. As a cast or an info message,
  * put and delete apply without a reply; anything else is logged at warn and ignored. The state
  * is `{"entries":{...}}`, keys sorted, byte for byte what the Rust kv writes.
  *
@@ -20,6 +22,11 @@
 #include "hotswap_guest.h"
 
 #define INIT_HINT "bad init arguments (want nothing, null or {\"entries\":{...}})"
+
+/* serde_json reads 127 levels; a state holds each value two levels down (kv-core's MAX_VALUE_DEPTH):
+ * a deeper value could be put, but the state holding it could never be read back. */
+#define MAX_VALUE_DEPTH 125
+#define TOO_DEEP "value nested too deep: a state keeps at most 125 levels of arrays and objects"
 
 typedef enum op { PUT, GET, DELETE, KEYS, COUNT } op;
 static const char *const OPS[] = {"put", "get", "delete", "keys", "count"};
@@ -43,6 +50,27 @@ static char *invalid_type(const char *prefix, const hs_json *what, const char *e
     char *error = hs_format("%sinvalid type: %s, expected %s", prefix, kind ? kind : "?", expected);
     free(kind);
     return error;
+}
+
+/* How many arrays and objects `value` nests in one another: 0 for anything else. The parser
+ * bounds the recursion (127 levels). */
+static size_t depth(const hs_json *value) {
+    size_t deepest = 0;
+    if (value->kind == HS_JSON_ARRAY) {
+        for (size_t i = 0; i < value->as.array.len; i++) {
+            size_t inner = depth(value->as.array.items[i]);
+            if (inner > deepest) deepest = inner;
+        }
+        return deepest + 1;
+    }
+    if (value->kind == HS_JSON_OBJECT) {
+        for (size_t i = 0; i < value->as.object.len; i++) {
+            size_t inner = depth(value->as.object.members[i].value);
+            if (inner > deepest) deepest = inner;
+        }
+        return deepest + 1;
+    }
+    return 0;
 }
 
 /* Parses a request; an error (`unknown request: ...`) names what was wrong, as the Rust kv does. */
@@ -74,6 +102,7 @@ static char *parse(hs_bytes bytes, request *r) {
     if (r->op != PUT) return NULL;
     r->value = hs_json_remove(r->json, "value", 5);
     if (!r->value) return hs_format("unknown request: missing field `value`");
+    if (depth(r->value) > MAX_VALUE_DEPTH) return hs_format(TOO_DEEP);
     return NULL;
 }
 

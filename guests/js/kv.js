@@ -9,7 +9,9 @@
 //   {"op":"count"}                      -> the number of keys
 //   {"op":"crash"}                      -> no reply: traps (for the host's tests)
 //
-// Anything else is the error `unknown request: <what was wrong>`. As a cast or an info message,
+// Anything else is the error `unknown request: <what was wrong>`. A put whose value nests more
+// than MAX_VALUE_DEPTH arrays and objects is refused (`value nested too deep: ...`): the state
+// holding it could not be read back, here or in any other language. As a cast or an info message,
 // put and delete apply without a reply; anything else is logged at warn and ignored. The state
 // is `{"entries":{...}}`, keys sorted, byte for byte what the Rust kv writes.
 //
@@ -126,7 +128,28 @@ export function parse(request) {
   if (typeof value.key !== 'string') fail(`invalid type: ${kind(value.key)}, expected a string`);
   if (op !== 'put') return { op, key: value.key };
   if (!Object.hasOwn(value, 'value')) fail('missing field `value`');
+  if (depth(value.value) > MAX_VALUE_DEPTH) throw new GuestError(TOO_DEEP);
   return { op, key: value.key, value: value.value };
+}
+
+/** serde_json reads 127 levels; a state holds each value two levels down (kv-core's
+ * MAX_VALUE_DEPTH): a deeper value could be put, but its state could never be read back. */
+export const MAX_VALUE_DEPTH = 125;
+const TOO_DEEP = `value nested too deep: a state keeps at most ${MAX_VALUE_DEPTH} levels of arrays and objects`;
+
+/** How many arrays and objects `value` nests in one another: 0 for anything else. */
+function depth(value) {
+  let deepest = 0;
+  const pending = [value, 0];
+  while (pending.length) {
+    const level = pending.pop();
+    const item = pending.pop();
+    if (Array.isArray(item) || isObject(item)) {
+      deepest = Math.max(deepest, level + 1);
+      for (const inner of Object.values(item)) pending.push(inner, level + 1);
+    }
+  }
+  return deepest;
 }
 
 /** The entries: an object without a prototype, so that any key ("__proto__", "toString") is

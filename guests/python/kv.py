@@ -11,7 +11,9 @@ to this one and back. Like Rust kv v1 it logs one info line per get and put.
 | {"op":"count"}                       | the number of keys             |
 | {"op":"crash"}                       | none: traps (for the host's tests) |
 
-Anything else is the error `unknown request: <what was wrong>`. As a cast or an info message,
+Anything else is the error `unknown request: <what was wrong>`. A put whose value nests more
+than MAX_VALUE_DEPTH arrays and objects is refused (`value nested too deep: ...`): the state
+holding it could not be read back, here or in any other language. As a cast or an info message,
 put and delete apply without a reply; anything else is logged at warn and ignored. The state is
 `{"entries":{...}}`, keys sorted, byte for byte what the Rust kv writes.
 
@@ -23,6 +25,9 @@ from hotswap_guest import Change, Error, GenServer, json
 
 OPS = ("put", "get", "delete", "keys", "count")
 INIT_HINT = 'bad init arguments (want nothing, null or {"entries":{...}})'
+# serde_json reads 127 levels; a state holds each value two levels down (kv-core's MAX_VALUE_DEPTH).
+MAX_VALUE_DEPTH = 125
+TOO_DEEP = f"value nested too deep: a state keeps at most {MAX_VALUE_DEPTH} levels of arrays and objects"
 
 
 class Kv(GenServer):
@@ -126,7 +131,21 @@ def parse(request: bytes) -> tuple:
         return (op, value["key"])
     if "value" not in value:
         raise Error("unknown request: missing field `value`")
+    if depth(value["value"]) > MAX_VALUE_DEPTH:
+        raise Error(TOO_DEEP)
     return (op, value["key"], value["value"])
+
+
+def depth(value) -> int:
+    """How many lists and dicts `value` nests in one another: 0 for anything else."""
+    deepest, pending = 0, [(value, 0)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level + 1)
+            inner = item.values() if isinstance(item, dict) else item
+            pending.extend((each, level + 1) for each in inner)
+    return deepest
 
 
 def entries_of(value) -> dict:

@@ -23,6 +23,17 @@ const LANGUAGES: [(&str, &str, &str); 3] = [
     ("c", "kv_c", "c-1"),
 ];
 
+/// What every kv answers to a put whose value nests more arrays and objects than a state can
+/// hold and read back (serde_json reads 127 levels; a state holds each value two down).
+const TOO_DEEP: &str =
+    "value nested too deep: a state keeps at most 125 levels of arrays and objects";
+
+/// The deepest value a kv keeps: 125 levels, an object of arrays.
+fn deepest_value() -> serde_json::Value {
+    let nested = format!("{{\"a\":{}{}}}", "[".repeat(124), "]".repeat(124));
+    serde_json::from_str(&nested).expect("125 levels parse")
+}
+
 fn polyglot(file: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../guests/out")
@@ -88,6 +99,15 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
             matches!(refused, Err(CallError::Refused { .. })),
             "{language}: {refused:?}"
         );
+        // One level deeper than a state can hold and read back: refused, in Rust's words.
+        let too_deep = json!({"op": "put", "key": "deep", "value": [deepest_value()]});
+        let refused = node
+            .call(&direct, too_deep.to_string().into_bytes(), TIMEOUT)
+            .await;
+        match refused {
+            Err(CallError::Refused { reason, .. }) => assert_eq!(reason, TOO_DEEP, "{language}"),
+            other => panic!("{language}: {other:?}"),
+        }
 
         // Swapped in from Rust and out to Rust, state intact both ways.
         let from_rust = format!("from-rust-{language}");
@@ -96,6 +116,7 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
             .expect("rust process");
         let target = ProcessRef::from(from_rust.as_str());
         put(&node, &target, "k", json!([true, null, 3])).await;
+        put(&node, &target, "deep", deepest_value()).await;
         let report = node
             .swap(&target, version.clone(), SwapOptions::default())
             .await
@@ -106,13 +127,18 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
             json!([true, null, 3]),
             "{language}"
         );
+        assert_eq!(
+            get(&node, &target, "deep").await,
+            deepest_value(),
+            "{language}"
+        );
         put(&node, &target, "added", json!(language)).await;
         node.swap(&target, v1.clone(), SwapOptions::default())
             .await
             .unwrap_or_else(|e| panic!("{language}: swap out: {e}"));
         assert_eq!(
             state(&node, &target).await,
-            json!({"entries": {"added": language, "k": [true, null, 3]}}),
+            json!({"entries": {"added": language, "deep": deepest_value(), "k": [true, null, 3]}}),
             "{language}"
         );
 

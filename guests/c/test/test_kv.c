@@ -168,6 +168,27 @@ int main(void) {
     };
     for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++) expect_prefix(call(errors[i][0]), errors[i][1], errors[i][0]);
 
+    /* The deepest value a put keeps reads back from the state; one level more is refused. */
+    char deep[512];
+    for (int levels = 125; levels <= 126; levels++) {
+        int at = snprintf(deep, sizeof deep, "{\"op\":\"put\",\"key\":\"deep\",\"value\":{\"a\":");
+        for (int i = 1; i < levels; i++) deep[at++] = '[';
+        for (int i = 1; i < levels; i++) deep[at++] = ']';
+        snprintf(deep + at, sizeof deep - (size_t)at, "}}");
+        if (levels == 125) {
+            expect(call(deep), "null", "a put 125 levels deep");
+        } else {
+            expect(call(deep), "ERR value nested too deep: a state keeps at most 125 levels of arrays and objects",
+                   "a put 126 levels deep");
+        }
+    }
+    char state[512];
+    snprintf(state, sizeof state, "%s", snapshot());
+    stop();
+    expect(code_change(false, "0", state), "", "the state with the deepest value reads back");
+    expect(snapshot(), state, "and writes back the same");
+    expect_prefix(call("{\"op\":\"delete\",\"key\":\"deep\"}"), "{\"a\":[[", "the deepest value, deleted");
+
     warnings = 0;
     cast("{\"op\":\"put\",\"key\":\"x\",\"value\":1}");
     info("{\"op\":\"put\",\"key\":\"y\",\"value\":2}");

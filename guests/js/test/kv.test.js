@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { beforeEach, test } from 'node:test';
 
 import { exportServer } from '../hotswap-guest.js';
-import { Kv } from '../kv.js';
+import { Kv, MAX_VALUE_DEPTH } from '../kv.js';
 import { lines } from './fake-runtime.js';
 
 const bytes = (text) => new TextEncoder().encode(text);
@@ -114,6 +114,17 @@ test('init takes nothing, null or a state', () => {
     assert.ok(['{"entries":{}}', '{"entries":{"a":1}}'].includes(text(fresh.snapshot())));
   }
   assert.match(refusal(() => exportServer(Kv).init(bytes('[1]'))), /^bad init arguments/);
+});
+
+test('a value too deep for a state to read back is refused, as Rust kv refuses it', () => {
+  server.init(bytes(''));
+  const put = (levels) => `{"op":"put","key":"k","value":{"a":${'['.repeat(levels - 1)}${']'.repeat(levels - 1)}}}`;
+  assert.equal(call(put(MAX_VALUE_DEPTH)), 'null');
+  const adopting = exportServer(Kv);
+  adopting.codeChange({ tag: 'upgrade', val: '0' }, server.snapshot(), bytes(''));
+  assert.equal(text(adopting.snapshot()), text(server.snapshot()));
+  assert.equal(refusal(() => call(put(MAX_VALUE_DEPTH + 1))),
+    'value nested too deep: a state keeps at most 125 levels of arrays and objects');
 });
 
 test('code change adopts a Rust state and refuses garbage', () => {

@@ -66,6 +66,24 @@ class KvTest(unittest.TestCase):
                     self.call(request)
                 self.assertTrue(str(refused.exception).startswith(expected), str(refused.exception))
 
+    def test_a_value_too_deep_for_a_state_to_read_back_is_refused_as_rust_kv_refuses_it(self):
+        self.started()
+
+        def put(levels):
+            nested = "[" * (levels - 1) + "]" * (levels - 1)
+            return '{"op":"put","key":"k","value":{"a":%s}}' % nested
+
+        self.assertEqual(self.call(put(kv.MAX_VALUE_DEPTH)), "null")
+        server = hotswap_guest.export(kv.Kv)()
+        server.code_change(Change("upgrade", "0"), self.server.snapshot(), b"")
+        self.assertEqual(server.snapshot(), self.server.snapshot())
+        with self.assertRaises(Error) as refused:
+            self.call(put(kv.MAX_VALUE_DEPTH + 1))
+        self.assertEqual(
+            str(refused.exception),
+            "value nested too deep: a state keeps at most 125 levels of arrays and objects",
+        )
+
     def test_casts_apply_put_and_delete_and_ignore_the_rest(self):
         self.started()
         self.server.handle_cast(b'{"op":"put","key":"a","value":1}')

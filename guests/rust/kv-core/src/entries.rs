@@ -225,6 +225,7 @@ impl Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AccessLog;
     use serde_json::json;
 
     fn run(entries: &mut Entries, request: Value) -> Value {
@@ -399,6 +400,42 @@ mod tests {
             serde_json::to_vec(&wider).unwrap(),
             br#"{"entries":{"a":"A","b":{"x":[],"y":1.0}},"mode":7}"#
         );
+    }
+
+    #[test]
+    fn the_deepest_value_a_put_keeps_reads_back_from_the_state_and_a_deeper_one_is_refused() {
+        let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        let put = |levels: usize| {
+            let value = format!(r#"{{"a":{}}}"#, nested(levels - 1));
+            format!(r#"{{"op":"put","key":"k","value":{value}}}"#)
+        };
+        let mut kv = Entries::default();
+        let deepest = put(crate::request::MAX_VALUE_DEPTH);
+        assert_eq!(
+            kv.call(deepest.as_bytes(), AccessLog::Off),
+            Ok(b"null".to_vec())
+        );
+        let adopted = Entries::from_init_args(&kv.snapshot()).unwrap();
+        assert_eq!(adopted, kv);
+        let too_deep = put(crate::request::MAX_VALUE_DEPTH + 1);
+        assert_eq!(
+            kv.call(too_deep.as_bytes(), AccessLog::Off),
+            Err(
+                "value nested too deep: a state keeps at most 125 levels of arrays and objects"
+                    .into()
+            )
+        );
+        // Without the refusal, the state would not read back.
+        let mut unchecked = Entries::default();
+        let value: Value = serde_json::from_str(&nested(126)).unwrap();
+        unchecked
+            .apply(Request::Put {
+                key: "k".into(),
+                value,
+            })
+            .unwrap();
+        let refused = Entries::from_init_args(&unchecked.snapshot()).unwrap_err();
+        assert!(refused.contains("recursion limit exceeded"), "{refused}");
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! | `{"op":"keys"}`                          | the keys, sorted                 |
 //! | `{"op":"count"}`                         | the number of keys               |
 //!
-//! Anything else is the error `unknown request: <what was wrong>`. As a cast or an info
+//! Anything else is the error `unknown request: <what was wrong>`. A put whose value nests more
+//! than [`MAX_VALUE_DEPTH`] (125) arrays and objects is refused with `value nested too deep:
+//! ...`: the state holding it could not be read back. As a cast or an info
 //! message, `put` and `delete` apply without a reply and anything else is logged and ignored.
 //! The state is `{"entries":{"a":42}}` in every version, so the default code change moves
 //! between versions in either direction.
@@ -24,5 +26,5 @@ mod request;
 mod server;
 
 pub use entries::{Entries, Reply};
-pub use request::Request;
+pub use request::{MAX_VALUE_DEPTH, Request};
 pub use server::{AccessLog, Kv, Version};

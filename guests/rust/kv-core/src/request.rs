@@ -62,19 +62,44 @@ impl Flat<'_> {
     }
 }
 
+/// The deepest value a put may store, in arrays and objects nested in one another. serde_json
+/// reads at most 127 levels in one document, and a state holds each value two levels down
+/// (`{"entries":{"key":value}}`): a deeper value could be put (a request holds it one level
+/// down), but the state holding it could not be read back, neither by the next version in a
+/// swap nor by the same one waking from hibernation, and the process would lose its state.
+pub const MAX_VALUE_DEPTH: usize = 125;
+
 impl Request {
     /// Parses a request. The error is `unknown request: ` and what was wrong: not JSON, no
-    /// or an unknown `op`, a missing or mistyped field.
+    /// or an unknown `op`, a missing or mistyped field; or, for a put whose value nests more
+    /// than [`MAX_VALUE_DEPTH`] arrays and objects, `value nested too deep: ...`.
     pub fn parse(bytes: &[u8]) -> Result<Request, String> {
-        if let Some(request) = Flat::parse(bytes) {
-            return Ok(request);
+        let request = match Flat::parse(bytes) {
+            Some(request) => request,
+            None => hotswap_guest::json::decode(bytes)
+                .map_err(|why| format!("unknown request: {why}"))?,
+        };
+        match &request {
+            Request::Put { value, .. } if depth(value) > MAX_VALUE_DEPTH => Err(format!(
+                "value nested too deep: a state keeps at most {MAX_VALUE_DEPTH} levels of arrays and objects"
+            )),
+            _ => Ok(request),
         }
-        hotswap_guest::json::decode(bytes).map_err(|why| format!("unknown request: {why}"))
     }
 
     /// True for the requests that change the state (and so make sense without a reply).
     pub fn is_mutation(&self) -> bool {
         matches!(self, Request::Put { .. } | Request::Delete { .. })
+    }
+}
+
+/// How many arrays and objects `value` nests in one another: 0 for anything else. The parser
+/// bounds the recursion (127 levels).
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(members) => 1 + members.values().map(depth).max().unwrap_or(0),
+        _ => 0,
     }
 }
 

@@ -26,7 +26,9 @@
 /* serde_json reads 127 levels; a state holds each value two levels down (kv-core's MAX_VALUE_DEPTH):
  * a deeper value could be put, but the state holding it could never be read back. */
 #define MAX_VALUE_DEPTH 125
-#define TOO_DEEP "value nested too deep: a state keeps at most 125 levels of arrays and objects"
+#define DIGITS_OF(n) #n
+#define DIGITS(n) DIGITS_OF(n)
+#define TOO_DEEP "value nested too deep: a state keeps at most " DIGITS(MAX_VALUE_DEPTH) " levels of arrays and objects"
 
 typedef enum op { PUT, GET, DELETE, KEYS, COUNT } op;
 static const char *const OPS[] = {"put", "get", "delete", "keys", "count"};

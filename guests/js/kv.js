@@ -128,7 +128,8 @@ export function parse(request) {
   if (typeof value.key !== 'string') fail(`invalid type: ${kind(value.key)}, expected a string`);
   if (op !== 'put') return { op, key: value.key };
   if (!Object.hasOwn(value, 'value')) fail('missing field `value`');
-  if (depth(value.value) > MAX_VALUE_DEPTH) throw new GuestError(TOO_DEEP);
+  // Counting brackets (native searches) bounds the depth from above: most puts need no walk.
+  if (brackets(request) > MAX_VALUE_DEPTH && depth(value.value) > MAX_VALUE_DEPTH) throw new GuestError(TOO_DEEP);
   return { op, key: value.key, value: value.value };
 }
 
@@ -136,6 +137,15 @@ export function parse(request) {
  * MAX_VALUE_DEPTH): a deeper value could be put, but its state could never be read back. */
 export const MAX_VALUE_DEPTH = 125;
 const TOO_DEEP = `value nested too deep: a state keeps at most ${MAX_VALUE_DEPTH} levels of arrays and objects`;
+
+/** How many `[` and `{` the request's bytes hold, up to one more than MAX_VALUE_DEPTH. */
+function brackets(bytes) {
+  let count = 0;
+  for (const open of [0x5b, 0x7b]) {
+    for (let at = bytes.indexOf(open); at !== -1 && count <= MAX_VALUE_DEPTH; at = bytes.indexOf(open, at + 1)) count += 1;
+  }
+  return count;
+}
 
 /** How many arrays and objects `value` nests in one another: 0 for anything else. */
 function depth(value) {

@@ -180,6 +180,9 @@ int main(void) {
         } else {
             expect(call(deep), "ERR value nested too deep: a state keeps at most 125 levels of arrays and objects",
                    "a put 126 levels deep");
+            cast(deep);
+            expect(last_log, "3 ignoring the cast: value nested too deep: a state keeps at most 125 levels of arrays and objects",
+                   "a cast 126 levels deep is ignored, with a warning");
         }
     }
     char state[512];

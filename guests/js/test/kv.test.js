@@ -125,6 +125,11 @@ test('a value too deep for a state to read back is refused, as Rust kv refuses i
   assert.equal(text(adopting.snapshot()), text(server.snapshot()));
   assert.equal(refusal(() => call(put(MAX_VALUE_DEPTH + 1))),
     'value nested too deep: a state keeps at most 125 levels of arrays and objects');
+  server.handleCast(bytes(put(MAX_VALUE_DEPTH + 1)));
+  assert.deepEqual(lines.at(-1),
+    ['warn', 'ignoring the cast: value nested too deep: a state keeps at most 125 levels of arrays and objects']);
+  // Many brackets, none deep: the bound says walk, and the walk finds nothing too deep.
+  assert.equal(call(`{"op":"put","key":"w","value":[${Array(300).fill('[]').join(',')}]}`), 'null');
 });
 
 test('code change adopts a Rust state and refuses garbage', () => {

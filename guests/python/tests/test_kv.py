@@ -83,6 +83,14 @@ class KvTest(unittest.TestCase):
             str(refused.exception),
             "value nested too deep: a state keeps at most 125 levels of arrays and objects",
         )
+        self.server.handle_cast(put(kv.MAX_VALUE_DEPTH + 1).encode())
+        self.assertEqual(
+            self.host.lines[-1],
+            ("warn", "ignoring the cast: value nested too deep: a state keeps at most 125 levels of arrays and objects"),
+        )
+        # Many brackets, none deep: the bound says walk, and the walk finds nothing too deep.
+        wide = '{"op":"put","key":"w","value":[%s]}' % ",".join(["[]"] * 300)
+        self.assertEqual(self.call(wide), "null")
 
     def test_casts_apply_put_and_delete_and_ignore_the_rest(self):
         self.started()

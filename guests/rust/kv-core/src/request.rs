@@ -65,8 +65,8 @@ impl Flat<'_> {
 /// The deepest value a put may store, in arrays and objects nested in one another. serde_json
 /// reads at most 127 levels in one document, and a state holds each value two levels down
 /// (`{"entries":{"key":value}}`): a deeper value could be put (a request holds it one level
-/// down), but the state holding it could not be read back, neither by the next version in a
-/// swap nor by the same one waking from hibernation, and the process would lose its state.
+/// down), but the state holding it could not be read back. Every swap would be refused for as
+/// long as the key stayed, and a hibernating process would exit on waking, losing its state.
 pub const MAX_VALUE_DEPTH: usize = 125;
 
 impl Request {

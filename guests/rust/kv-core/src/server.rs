@@ -88,7 +88,7 @@ impl Entries {
         match request {
             Request::Get { key } if access_log == AccessLog::On => {
                 let reply = self.apply(Request::Get { key: key.clone() })?;
-                let value = reply.to_json()?;
+                let value = reply.json()?;
                 log::info(&format!("get {key} -> {}", String::from_utf8_lossy(&value)));
                 Ok(reply)
             }

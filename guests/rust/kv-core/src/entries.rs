@@ -3,86 +3,26 @@
 //! Pure data and pure functions, with no host call, so that the behaviour of every kv version
 //! is tested natively with `cargo test`.
 //!
-//! Each entry is kept as the state writes it, `"key":value`, made once when the value is
-//! stored: the key quoted and escaped, the value as serde_json writes it (compact, object keys
-//! in order). A reply echoes the value's text, and the state is those runs of bytes put
-//! together. Writing the state of a hot swap happens in the swap's pause; with a `Value` per
-//! key, escaping the keys and formatting the values again was more than half of it, and a
-//! 1 MiB state (57,000 keys) paused the process for about 6 ms instead of about 2. The price
-//! is paid by each put: the value is written once more, into an allocation of its own.
+//! The entries are a [`TextMap`]: each is kept as the state writes it, `"key":value`, in pages
+//! of a few KiB, so that a reply echoes a value's stored text and writing the state (in the
+//! pause of a hot swap) copies a few hundred runs of bytes, not a tree of values.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::ser::Error as _;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::Request;
+use crate::text_map::TextMap;
 
 /// The state of a kv process: `{"entries":{"a":42}}`, the same in every version.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entries {
     /// Every key and its value, in key order.
     #[serde(deserialize_with = "in_bulk")]
-    entries: BTreeMap<String, Entry>,
-}
-
-/// A stored value, kept as the state writes it: `"key":value`, the key as a JSON string and
-/// the value as serde_json writes it. The key is held twice, once here and once as the map's
-/// key; in exchange, writing the state copies one run of bytes per entry.
-#[derive(Clone, PartialEq)]
-struct Entry {
-    json: Box<[u8]>,
-    /// Where the value starts in `json`.
-    value_at: usize,
-}
-
-/// Room for a value in a new entry's buffer, beside its key: a number or a short string is
-/// written without growing the buffer, whose spare room is then given back in place.
-const SHORT_VALUE: usize = 24;
-
-impl Entry {
-    fn new(key: &str, value: &Value) -> Result<Entry, String> {
-        let mut json = Vec::with_capacity(key.len() + 3 + SHORT_VALUE);
-        // Writing a string or a `Value` as JSON fails only for a map whose keys are not
-        // strings, which a `Value` cannot hold.
-        let cannot = |error: serde_json::Error| format!("cannot encode as JSON: {error}");
-        serde_json::to_writer(&mut json, key).map_err(cannot)?;
-        json.push(b':');
-        let value_at = json.len();
-        serde_json::to_writer(&mut json, value).map_err(cannot)?;
-        Ok(Entry {
-            json: json.into_boxed_slice(),
-            value_at,
-        })
-    }
-
-    /// The value's JSON text.
-    fn value(&self) -> &[u8] {
-        &self.json[self.value_at..]
-    }
-}
-
-/// As its text, which is what a failed comparison in a test should show.
-impl fmt::Debug for Entry {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(&String::from_utf8_lossy(&self.json))
-    }
-}
-
-/// As its value's JSON text, through serde_json's `RawValue`, for a state that holds
-/// [`Entries`] among other fields and so is written by `serde_json` (another serializer would
-/// get the `RawValue`'s private shape). The text is parsed again on the way, to make the
-/// `RawValue`; kv's own snapshot ([`Entries::snapshot`]) does not take this path.
-impl Serialize for Entry {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let raw: &RawValue = serde_json::from_slice(self.value()).map_err(S::Error::custom)?;
-        raw.serialize(serializer)
-    }
+    entries: TextMap,
 }
 
 /// What a request answers, written as JSON only when it is read: the reply to a cast is
@@ -94,12 +34,12 @@ pub struct Reply<'a>(Answer<'a>);
 enum Answer<'a> {
     /// No value was there.
     Null,
-    /// The value a get read.
-    Read(&'a Entry),
-    /// The entry a put replaced or a delete removed.
-    Taken(Entry),
+    /// The JSON text of the value a get read.
+    Read(&'a [u8]),
+    /// The JSON text of the value a put replaced or a delete removed.
+    Taken(Vec<u8>),
     /// Every key, in order.
-    Keys(Vec<&'a String>),
+    Keys(Vec<&'a str>),
     /// How many keys there are.
     Count(usize),
 }
@@ -109,8 +49,8 @@ impl Reply<'_> {
     pub fn json(&self) -> Result<Cow<'_, [u8]>, String> {
         Ok(match &self.0 {
             Answer::Null => Cow::Borrowed(b"null"),
-            Answer::Read(entry) => Cow::Borrowed(entry.value()),
-            Answer::Taken(entry) => Cow::Borrowed(entry.value()),
+            Answer::Read(value) => Cow::Borrowed(value),
+            Answer::Taken(value) => Cow::Borrowed(value),
             Answer::Keys(keys) => Cow::Owned(hotswap_guest::json::encode(keys)?),
             Answer::Count(count) => Cow::Owned(count.to_string().into_bytes()),
         })
@@ -127,7 +67,7 @@ impl Reply<'_> {
 #[derive(Deserialize)]
 struct InitArgs {
     #[serde(default, deserialize_with = "in_bulk")]
-    entries: BTreeMap<String, Entry>,
+    entries: TextMap,
 }
 
 /// Reads a JSON object into a map built in one pass from its sorted pairs, instead of one
@@ -135,31 +75,29 @@ struct InitArgs {
 /// each key searched the tree again: for a 1 MiB state (57,000 keys), those searches' string
 /// comparisons were about half the CPU of a swap. A later duplicate key wins, as with inserts.
 /// The price is memory for a moment: the pairs, and the scratch space of the (stable) sort
-/// that finds them sorted, are held beside the tree being built, so a state close to the
+/// that finds them sorted, are held beside the map being built, so a state close to the
 /// instance's memory limit has less room than it had with inserts.
 ///
 /// Each value is parsed and written again, so that the text kept is serde_json's whatever the
 /// writer of the state (another language, an operator's `replace-state`) left in it: spaces,
 /// escapes, `1E2` for `100.0`. That is done in `code-change`, which an optimistic swap runs
 /// before its pause; a swap that falls back to the classic way pays it in the pause.
-fn in_bulk<'de, D: Deserializer<'de>>(input: D) -> Result<BTreeMap<String, Entry>, D::Error> {
+fn in_bulk<'de, D: Deserializer<'de>>(input: D) -> Result<TextMap, D::Error> {
     struct Pairs;
 
     impl<'de> Visitor<'de> for Pairs {
-        type Value = BTreeMap<String, Entry>;
+        type Value = TextMap;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("an object of entries")
         }
 
         fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-            let mut pairs: Vec<(String, Entry)> = Vec::new();
-            while let Some((key, value)) = map.next_entry::<String, Value>()? {
-                let entry = Entry::new(&key, &value).map_err(serde::de::Error::custom)?;
-                pairs.push((key, entry));
+            let mut pairs: Vec<(String, Value)> = Vec::new();
+            while let Some(pair) = map.next_entry::<String, Value>()? {
+                pairs.push(pair);
             }
-            // A stable sort that finds the pairs sorted already, then a bulk build.
-            Ok(pairs.into_iter().collect())
+            TextMap::from_pairs(pairs).map_err(serde::de::Error::custom)
         }
     }
 
@@ -189,19 +127,17 @@ impl Entries {
 
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.len() == 0
     }
 
     /// Carries out `request` and returns its reply. Fails only for a value that JSON cannot
     /// hold, which a parsed request never has.
     pub fn apply(&mut self, request: Request) -> Result<Reply<'_>, String> {
         Ok(Reply(match request {
-            Request::Put { key, value } => {
-                let entry = Entry::new(&key, &value)?;
-                self.entries
-                    .insert(key, entry)
-                    .map_or(Answer::Null, Answer::Taken)
-            }
+            Request::Put { key, value } => self
+                .entries
+                .insert(key, &value)?
+                .map_or(Answer::Null, Answer::Taken),
             Request::Get { key } => self.entries.get(&key).map_or(Answer::Null, Answer::Read),
             Request::Delete { key } => self
                 .entries
@@ -216,14 +152,7 @@ impl Entries {
     /// put together from the stored entries.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(br#"{"entries":{"#);
-        let mut entries = self.entries.values();
-        if let Some(first) = entries.next() {
-            out.extend_from_slice(&first.json);
-            for entry in entries {
-                out.push(b',');
-                out.extend_from_slice(&entry.json);
-            }
-        }
+        self.entries.write_members(out);
         out.extend_from_slice(b"}}");
     }
 }

@@ -24,6 +24,7 @@
 mod entries;
 mod request;
 mod server;
+mod text_map;
 
 pub use entries::{Entries, Reply};
 pub use request::{MAX_VALUE_DEPTH, Request};

@@ -4,7 +4,9 @@
 //! It expands wit-bindgen's export macro in the guest's crate (so the `export_name` functions
 //! and the custom section describing the world land in the guest's `cdylib`), pointing it at
 //! this crate's bindings, with the guest's server wrapped in the SDK's
-//! [`Adapter`](crate::Adapter).
+//! [`Adapter`](crate::Adapter). Beside it, it declares the thread-local
+//! [`Slot`](crate::Slot) that holds the server's state, typed with that state, so that the
+//! state is kept in place rather than boxed.
 //!
 //! [`GenServer`]: crate::GenServer
 
@@ -30,7 +32,20 @@
 macro_rules! export_process {
     ($server:ty) => {
         const _: () = {
-            type HotswapGuestProcess = $crate::Adapter<$server>;
+            struct HotswapGuestServer;
+            ::std::thread_local! {
+                static HOTSWAP_GUEST_STATE: $crate::Slot<<$server as $crate::GenServer>::State> =
+                    const { $crate::Slot::new() };
+            }
+            impl $crate::Export for HotswapGuestServer {
+                type Server = $server;
+                fn with_slot<R>(
+                    f: impl FnOnce(&$crate::Slot<<$server as $crate::GenServer>::State>) -> R,
+                ) -> R {
+                    HOTSWAP_GUEST_STATE.with(f)
+                }
+            }
+            type HotswapGuestProcess = $crate::Adapter<HotswapGuestServer>;
     $crate::bindings::export!(HotswapGuestProcess with_types_in $crate::bindings);
         };
     };

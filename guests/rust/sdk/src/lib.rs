@@ -55,7 +55,9 @@ mod runtime;
 mod slot;
 
 #[doc(hidden)]
-pub use adapter::Adapter;
+pub use adapter::{Adapter, Export};
 pub use bindings::hotswap::otp::types::{Change, Pid};
 pub use gen_server::GenServer;
 pub use runtime::{TimerRef, cancel_timer, self_pid, send, send_after, whereis};
+#[doc(hidden)]
+pub use slot::Slot;

@@ -71,6 +71,10 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
     let node = node();
     node.load_file("kv", guest("kv-v0")).await.expect("rust v0");
     let v1 = node.load_file("kv", guest("kv-v1")).await.expect("rust v1");
+    node.spawn(SpawnSpec::new("kv").vsn("0").name("kv-rust"))
+        .await
+        .expect("rust process");
+    let rust = ProcessRef::from("kv-rust");
     for (language, version) in load_all(&node).await {
         // Spawned directly: answers calls, refuses bad requests without dying.
         let name = format!("kv-{language}");
@@ -107,6 +111,21 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
         match refused {
             Err(CallError::Refused { reason, .. }) => assert_eq!(reason, TOO_DEEP, "{language}"),
             other => panic!("{language}: {other:?}"),
+        }
+        // Deeper than serde_json reads, in a field no request uses: refused all the same.
+        for (process, language) in [(&direct, language), (&rust, "rust")] {
+            let ignored = format!(
+                r#"{{"op":"get","key":"a","x":{}{}}}"#,
+                "[".repeat(127),
+                "]".repeat(127)
+            );
+            match node.call(process, ignored.into_bytes(), TIMEOUT).await {
+                Err(CallError::Refused { reason, .. }) => assert!(
+                    reason.contains("recursion limit exceeded"),
+                    "{language}: {reason}"
+                ),
+                other => panic!("{language}: {other:?}"),
+            }
         }
 
         // Swapped in from Rust and out to Rust, state intact both ways.

@@ -33,7 +33,9 @@ pub enum Request {
 /// A request as its fields, for the fast path of [`Request::parse`]: serde reads an
 /// internally tagged enum through a buffer of every field, a flat struct in one pass. Only
 /// a well-formed request takes this path; anything else goes through the enum, so that
-/// errors read the same whatever the path.
+/// errors read the same whatever the path. So does a request that may nest more than
+/// serde_json reads ([`SERDE_JSON_DEPTH`]): a struct skips the fields it ignores without
+/// counting their depth (serde-rs/json#486), the enum's buffer counts it.
 #[derive(Deserialize)]
 struct Flat<'a> {
     #[serde(borrow)]
@@ -48,8 +50,17 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
     Value::deserialize(d).map(Some)
 }
 
+/// How many arrays and objects serde_json reads nested in one another in one document.
+const SERDE_JSON_DEPTH: usize = 127;
+
 impl Flat<'_> {
     fn parse(bytes: &[u8]) -> Option<Request> {
+        // Each level of nesting opens one bracket: with no more brackets than the limit, no
+        // field, ignored or not, can nest too deep.
+        let brackets = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
+        if brackets > SERDE_JSON_DEPTH {
+            return None;
+        }
         let flat: Flat = serde_json::from_slice(bytes).ok()?;
         Some(match (&*flat.op, flat.key, flat.value) {
             ("put", Some(key), Some(value)) => Request::Put { key, value },
@@ -63,7 +74,7 @@ impl Flat<'_> {
 }
 
 /// The deepest value a put may store, in arrays and objects nested in one another. serde_json
-/// reads at most 127 levels in one document, and a state holds each value two levels down
+/// reads at most [`SERDE_JSON_DEPTH`] (127) levels in one document, and a state holds each value two levels down
 /// (`{"entries":{"key":value}}`): a deeper value could be put (a request holds it one level
 /// down), but the state holding it could not be read back. Every swap would be refused for as
 /// long as the key stayed, and a hibernating process would exit on waking, losing its state.
@@ -165,6 +176,32 @@ mod tests {
         for request in not_well_formed {
             assert_eq!(Flat::parse(request), None, "{request:?}");
         }
+    }
+
+    #[test]
+    fn a_field_nested_too_deep_is_refused_even_where_it_is_ignored() {
+        let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        // The request object is one level: 126 more is as deep as serde_json reads.
+        let deepest = format!(r#"{{"op":"get","key":"a","x":{}}}"#, nested(126));
+        assert_eq!(
+            Request::parse(deepest.as_bytes()),
+            Ok(Request::Get { key: "a".into() })
+        );
+        let too_deep = format!(r#"{{"op":"get","key":"a","x":{}}}"#, nested(127));
+        let error = Request::parse(too_deep.as_bytes()).unwrap_err();
+        assert!(
+            error.starts_with("unknown request: ") && error.contains("recursion limit exceeded"),
+            "{error}"
+        );
+        // Many brackets that do not nest take the slow path, which reads them the same.
+        let wide = format!(
+            r#"{{"op":"put","key":"a","value":[{}[]]}}"#,
+            "[],".repeat(200)
+        );
+        let Ok(Request::Put { value, .. }) = Request::parse(wide.as_bytes()) else {
+            panic!("{wide} is a put");
+        };
+        assert_eq!(value.as_array().map(Vec::len), Some(201));
     }
 
     #[test]

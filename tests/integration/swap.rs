@@ -1,6 +1,6 @@
 //! The seed's story: state survives a hot swap and the new version's behaviour is live.
 
-use hotswap::{Direction, SwapOptions};
+use hotswap::{Direction, Node, Policy, ProcessRef, SpawnSpec, SwapOptions};
 use serde_json::json;
 
 use crate::common::*;
@@ -92,4 +92,43 @@ async fn loading_the_same_bytes_twice_gives_the_same_version() {
         .map(|v| v.vsn.clone())
         .collect();
     assert_eq!(vsns, ["0", "1"]);
+}
+
+/// Reading a state back holds one parsed value at a time, not all of them: a state of many
+/// small objects (each parsed into a map several times its text) is adopted, by a
+/// `replace-state` and then by a swap, under a memory limit of a few times its size.
+#[tokio::test]
+async fn a_state_of_many_objects_is_adopted_within_a_few_times_its_size() {
+    let node = Node::new(Policy::default()).expect("node");
+    node.load_file("kv", guest("kv-v0"))
+        .await
+        .expect("load kv v0");
+    let policy = Policy {
+        memory_limit: 6 << 20,
+        ..Policy::default()
+    };
+    node.spawn(SpawnSpec::new("kv").name("kv").policy(policy))
+        .await
+        .expect("spawn kv");
+    let kv = ProcessRef::from("kv");
+    let entries: serde_json::Map<String, serde_json::Value> = (0..15_000)
+        .map(|i| (format!("key{i:06}"), json!({"a": [1, 2, 3], "b": "xyz"})))
+        .collect();
+    let state = json!({ "entries": entries }).to_string().into_bytes();
+    assert!(state.len() > 500_000, "{} bytes", state.len());
+    node.replace_state(&kv, state, Vec::new())
+        .await
+        .expect("replace-state");
+    assert_eq!(
+        call_json(&node, &kv, json!({"op": "count"})).await,
+        json!(15_000)
+    );
+    node.swap_file(&kv, guest("kv-v1"), SwapOptions::default())
+        .await
+        .expect("swap");
+    assert_eq!(vsn(&node, &kv), "1");
+    assert_eq!(
+        get(&node, &kv, "key014999").await,
+        json!({"a": [1, 2, 3], "b": "xyz"})
+    );
 }

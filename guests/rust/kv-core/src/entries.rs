@@ -70,13 +70,12 @@ struct InitArgs {
     entries: TextMap,
 }
 
-/// Reads a JSON object into a map built in one pass from its sorted pairs, instead of one
-/// insert per key. A state arrives in key order, as [`Entries`] writes it, and inserting
-/// each key searched the tree again: for a 1 MiB state (57,000 keys), those searches' string
-/// comparisons were about half the CPU of a swap. A later duplicate key wins, as with inserts.
-/// The price is memory for a moment: the pairs, and the scratch space of the (stable) sort
-/// that finds them sorted, are held beside the map being built, so a state close to the
-/// instance's memory limit has less room than it had with inserts.
+/// Reads a JSON object into a map, each value written as text as soon as it is read, so that
+/// no more than one parsed value is held at a time. A state arrives in key order, as
+/// [`Entries`] writes it: each member is then written after the last, with no search
+/// ([`TextMap::push`]); inserting each key searched the tree again, and for a 1 MiB state
+/// (57,000 keys) those searches' string comparisons were about half the CPU of a swap. A
+/// state in another order is read too, one insert per key; a later duplicate key wins.
 ///
 /// Each value is parsed and written again, so that the text kept is serde_json's whatever the
 /// writer of the state (another language, an operator's `replace-state`) left in it: spaces,
@@ -93,11 +92,13 @@ fn in_bulk<'de, D: Deserializer<'de>>(input: D) -> Result<TextMap, D::Error> {
         }
 
         fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-            let mut pairs: Vec<(String, Value)> = Vec::new();
-            while let Some(pair) = map.next_entry::<String, Value>()? {
-                pairs.push(pair);
+            let mut entries = TextMap::default();
+            while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                entries
+                    .push(key, &value)
+                    .map_err(serde::de::Error::custom)?;
             }
-            TextMap::from_pairs(pairs).map_err(serde::de::Error::custom)
+            Ok(entries)
         }
     }
 
@@ -146,6 +147,11 @@ impl Entries {
             Request::Keys => Answer::Keys(self.entries.keys().collect()),
             Request::Count => Answer::Count(self.entries.len()),
         }))
+    }
+
+    /// How many bytes [`write_json`](Self::write_json) writes.
+    pub fn json_len(&self) -> usize {
+        br#"{"entries":{}}"#.len() + self.entries.members_len()
     }
 
     /// Writes the state as JSON at the end of `out`: the same bytes as `serde_json::to_vec`,
@@ -284,10 +290,12 @@ mod tests {
         kv.write_json(&mut written);
         let expected = serde_json::to_vec(&json!({ "entries": expected })).unwrap();
         assert_eq!(written.strip_prefix(b"left alone"), Some(&expected[..]));
+        assert_eq!(kv.json_len(), expected.len());
         assert_eq!(serde_json::to_vec(&kv).unwrap(), expected);
         let mut empty = Vec::new();
         Entries::default().write_json(&mut empty);
         assert_eq!(empty, br#"{"entries":{}}"#);
+        assert_eq!(Entries::default().json_len(), empty.len());
     }
 
     #[test]

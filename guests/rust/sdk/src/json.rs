@@ -40,15 +40,14 @@ pub fn encode_state<T: Serialize + ?Sized>(state: &T) -> Result<Vec<u8>, String>
     Ok(out)
 }
 
-/// An empty buffer for a state about as large as the last one (an eighth more), for a guest
-/// that writes its state without serde: after writing, it calls [`note_state_size`].
-pub fn state_buffer() -> Vec<u8> {
+/// An empty buffer for a state about as large as the last one (an eighth more).
+fn state_buffer() -> Vec<u8> {
     let last = STATE_SIZE.load(Ordering::Relaxed);
     Vec::with_capacity(last.saturating_add(last / 8))
 }
 
 /// Records the size of a state this instance adopted or wrote (see [`encode_state`]).
-pub fn note_state_size(bytes: usize) {
+pub(crate) fn note_state_size(bytes: usize) {
     STATE_SIZE.store(bytes, Ordering::Relaxed);
 }
 

@@ -32,12 +32,12 @@
 macro_rules! export_process {
     ($server:ty) => {
         const _: () = {
-            struct HotswapGuestServer;
+            struct __HotswapGuestServer;
             ::std::thread_local! {
                 static HOTSWAP_GUEST_STATE: $crate::Slot<<$server as $crate::GenServer>::State> =
                     const { $crate::Slot::new() };
             }
-            impl $crate::Export for HotswapGuestServer {
+            impl $crate::Export for __HotswapGuestServer {
                 type Server = $server;
                 fn with_slot<R>(
                     f: impl FnOnce(&$crate::Slot<<$server as $crate::GenServer>::State>) -> R,
@@ -45,8 +45,8 @@ macro_rules! export_process {
                     HOTSWAP_GUEST_STATE.with(f)
                 }
             }
-            type HotswapGuestProcess = $crate::Adapter<HotswapGuestServer>;
-    $crate::bindings::export!(HotswapGuestProcess with_types_in $crate::bindings);
+            type __HotswapGuestProcess = $crate::Adapter<__HotswapGuestServer>;
+    $crate::bindings::export!(__HotswapGuestProcess with_types_in $crate::bindings);
         };
     };
 }

@@ -3,10 +3,12 @@
 //! A component instance runs one callback at a time on its one thread, so the state lives in a
 //! thread-local cell. [`export_process!`](crate::export_process) declares that cell for the
 //! server it exports, typed with its state: Rust has no generic statics, and a type-erased
-//! cell (`Box<dyn Any>`) would put the state on the heap. Held in place, the state of a
-//! process that has served nothing yet (kv's is an empty map) costs no allocation, and its
-//! instance never touches the allocator: the guest heap's pages stay untouched, about 8 KB of
-//! every idle process.
+//! cell (`Box<dyn Any>`) would put the state on the heap. Held in place, a state that holds
+//! nothing on the heap (kv's empty map) costs no allocation: a process spawned without
+//! arguments (whose `init` allocates nothing else) never wakes its guest's allocator, and the
+//! heap's first and last pages (the allocator's footer) stay untouched, about 8 KB of every
+//! idle process. The cell is static memory: a state type that is large in itself (a big
+//! array rather than a vector) takes that room in every instance, so box it in the state.
 //!
 //! Every misuse (a callback before the state exists, `init` on a live process, re-entry) is
 //! an error for the caller to report, never a panic: a panic would trap and kill the process.

@@ -1,6 +1,6 @@
 //! Swaps one idle kv process between v0 and v1 many times and prints the pause's spread:
 //! `cargo run --release -p hotswap-bench --example swap_profile -- SWAPS [KEYS]` (60 keys are
-//! about 1 KiB of state, 57,000 about 1 MiB). Says how many swaps went the classic way. A
+//! about 1 KiB of state, 57,000 about 0.9 MB). Says how many swaps went the classic way. A
 //! focused companion of `just bench`'s swaps group, for profiling. With `KV=FILE.wasm` (such
 //! as `guests/out/kv_js.wasm`) the process swaps between two loads of that component instead,
 //! under the default policy's time limits.

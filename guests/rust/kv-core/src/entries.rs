@@ -73,7 +73,7 @@ struct InitArgs {
 /// Reads a JSON object into a map, each value written as text as soon as it is read, so that
 /// no more than one parsed value is held at a time. A state arrives in key order, as
 /// [`Entries`] writes it: each member is then written after the last, with no search
-/// ([`TextMap::push`]); inserting each key searched the tree again, and for a 1 MiB state
+/// ([`TextMap::push`]); inserting each key searched the tree again, and for a 0.9 MB state
 /// (57,000 keys) those searches' string comparisons were about half the CPU of a swap. A
 /// state in another order is read too, one insert per key; a later duplicate key wins.
 ///

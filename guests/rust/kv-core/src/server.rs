@@ -102,9 +102,9 @@ impl Entries {
 
     /// kv's `snapshot`: the state as JSON, written by [`Entries::write_json`] into a buffer of
     /// exactly its size. A state just adopted from a kv (serde_json's spelling) is as long as
-    /// the one its `code-change` read, whose buffer the guest freed: the allocator hands that back, its pages already in
-    /// memory, where a larger buffer took fresh pages and faulted them in during the swap's
-    /// pause (about 0.9 ms for 1 MiB).
+    /// the one its `code-change` read, whose buffer the guest freed: the allocator hands that
+    /// back, its pages already in memory, where a larger buffer took fresh pages and faulted
+    /// them in during the swap's pause (about 0.9 ms for 1 MiB).
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.json_len());
         self.write_json(&mut out);

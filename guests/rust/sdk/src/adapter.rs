@@ -8,7 +8,7 @@
 use std::marker::PhantomData;
 
 use crate::bindings::exports::hotswap::otp::server::Guest;
-use crate::slot::Slot;
+use crate::slot::{Slot, SlotError};
 use crate::{Change, GenServer, Pid, json, log};
 
 /// What [`export_process!`](crate::export_process) declares for the server it exports: which
@@ -28,24 +28,30 @@ type State<E> = <<E as Export>::Server as GenServer>::State;
 /// Not for direct use.
 pub struct Adapter<E>(PhantomData<E>);
 
+impl<E: Export> Adapter<E> {
+    /// Runs `f` on the state, for `callback`.
+    fn with_state<R>(
+        callback: &'static str,
+        f: impl FnOnce(&mut State<E>) -> R,
+    ) -> Result<R, SlotError> {
+        E::with_slot(|slot| slot.with(callback, f))
+    }
+}
+
 impl<E: Export> Guest for Adapter<E> {
     fn init(args: Vec<u8>) -> Result<(), String> {
         E::with_slot(|slot| slot.fill("init", || E::Server::init(&args)))
     }
 
     fn handle_call(request: Vec<u8>, caller: Pid) -> Result<Vec<u8>, String> {
-        E::with_slot(|slot| {
-            slot.with("handle-call", |state| {
-                E::Server::handle_call(state, &request, caller)
-            })
+        Self::with_state("handle-call", |state| {
+            E::Server::handle_call(state, &request, caller)
         })?
     }
 
     fn handle_cast(message: Vec<u8>) {
-        let cast = E::with_slot(|slot| {
-            slot.with("handle-cast", |state| {
-                E::Server::handle_cast(state, &message)
-            })
+        let cast = Self::with_state("handle-cast", |state| {
+            E::Server::handle_cast(state, &message)
         });
         if let Err(why) = cast {
             log::error(&why.to_string());
@@ -53,10 +59,8 @@ impl<E: Export> Guest for Adapter<E> {
     }
 
     fn handle_info(message: Vec<u8>) {
-        let info = E::with_slot(|slot| {
-            slot.with("handle-info", |state| {
-                E::Server::handle_info(state, &message)
-            })
+        let info = Self::with_state("handle-info", |state| {
+            E::Server::handle_info(state, &message)
         });
         if let Err(why) = info {
             log::error(&why.to_string());
@@ -71,7 +75,7 @@ impl<E: Export> Guest for Adapter<E> {
     }
 
     fn snapshot() -> Result<Vec<u8>, String> {
-        E::with_slot(|slot| slot.with("snapshot", |state| E::Server::snapshot(state)))?
+        Self::with_state("snapshot", |state| E::Server::snapshot(state))?
     }
 
     fn code_change(direction: Change, state: Vec<u8>, extra: Vec<u8>) -> Result<(), String> {

@@ -71,9 +71,10 @@ async fn main() -> Result<()> {
 
     if args.runs("messaging") {
         eprintln!("messaging ...");
-        record(scenarios::call_rtt(&node, &v0, 1, 200_000 / scale).await?);
-        record(scenarios::call_rtt(&node, &v0, 2, 200_000 / scale).await?);
-        record(scenarios::cast_throughput(&node, &v0, 500_000 / scale).await?);
+        // Per round, of `scenarios::ROUNDS`.
+        record(scenarios::call_rtt(&node, &v0, 1, 80_000 / scale).await?);
+        record(scenarios::call_rtt(&node, &v0, 2, 80_000 / scale).await?);
+        record(scenarios::cast_throughput(&node, &v0, 200_000 / scale).await?);
     }
 
     if args.runs("swaps") {

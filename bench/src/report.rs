@@ -63,6 +63,15 @@ pub fn print_table(ours: &Run, beam: Option<&Run>) {
             fmt(theirs_headline),
             ratio.map_or("-".into(), |r| format!("{r:.1}x")),
         );
+        if let Some(rounds) = m.rounds {
+            println!(
+                "{:<44} median of {} rounds: {} to {}",
+                "",
+                rounds.n,
+                fmt(Some(rounds.min)),
+                fmt(Some(rounds.max))
+            );
+        }
         if let Some(lost) = m.lost {
             println!("{:<44} lost {lost}, swaps {}", "", m.swaps.unwrap_or(0));
         }

@@ -26,6 +26,9 @@ pub struct Metric {
     pub n: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throughput_per_s: Option<f64>,
+    /// When the figure is the median of several rounds: how many, and their spread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<Rounds>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,9 +73,52 @@ impl Metric {
         }
     }
 
+    /// A rate measured in several rounds: their median, with their spread.
+    pub fn median_rate(name: &str, unit: &str, rates: &[f64], n: u64) -> Self {
+        let (median, rounds) = Rounds::median_of(rates);
+        Self {
+            rounds,
+            ..Self::value(name, unit, median, n)
+        }
+    }
+
     /// The figure a ratio is taken on: p99 for latencies, else the value.
     pub fn headline(&self) -> Option<f64> {
         self.p99.or(self.value)
+    }
+}
+
+/// How many rounds a figure was measured in, and the lowest and highest of them. On a shared
+/// machine one second can run at half the speed of the next: the median of several rounds
+/// says what the code does, the spread how much the machine moved meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Rounds {
+    pub n: u64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Rounds {
+    /// The median of `values` (the mean of the middle two when there is an even number),
+    /// and their spread; `NaN` and `None` for no values.
+    pub fn median_of(values: &[f64]) -> (f64, Option<Rounds>) {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let (Some(&min), Some(&max)) = (sorted.first(), sorted.last()) else {
+            return (f64::NAN, None);
+        };
+        let middle = sorted.len() / 2;
+        let median = if sorted.len() % 2 == 1 {
+            sorted[middle]
+        } else {
+            (sorted[middle - 1] + sorted[middle]) / 2.0
+        };
+        let rounds = Rounds {
+            n: sorted.len() as u64,
+            min,
+            max,
+        };
+        (median, Some(rounds))
     }
 }
 
@@ -88,5 +134,22 @@ mod tests {
         assert_eq!(metric.p99, Some(990.0));
         assert_eq!(metric.max, Some(1000.0));
         assert_eq!(metric.mean, Some(500.5));
+    }
+
+    #[test]
+    fn the_median_of_rounds_ignores_one_slow_round() {
+        let (median, rounds) = Rounds::median_of(&[250.0, 90.0, 240.0, 260.0, 245.0]);
+        assert_eq!(median, 245.0);
+        assert_eq!(
+            rounds,
+            Some(Rounds {
+                n: 5,
+                min: 90.0,
+                max: 260.0
+            })
+        );
+        assert_eq!(Rounds::median_of(&[1.0, 3.0, 2.0, 10.0]).0, 2.5);
+        let (none, no_rounds) = Rounds::median_of(&[]);
+        assert!(none.is_nan() && no_rounds.is_none());
     }
 }

@@ -1,5 +1,7 @@
 //! [`Request`]: what a client can ask of the key-value server, parsed from JSON.
 
+mod scan;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -30,12 +32,10 @@ pub enum Request {
     Count,
 }
 
-/// A request as its fields, for the fast path of [`Request::parse`]: serde reads an
-/// internally tagged enum through a buffer of every field, a flat struct in one pass. Only
-/// a well-formed request takes this path; anything else goes through the enum, so that
-/// errors read the same whatever the path. So does a request that may nest more than
-/// serde_json reads ([`SERDE_JSON_DEPTH`]): a struct skips the fields it ignores without
-/// counting their depth (serde-rs/json#486), the enum's buffer counts it.
+/// A request as its fields, for the second fast path of [`Request::parse`] (after
+/// [`scan`]): serde reads an internally tagged enum through a buffer of every field, a flat
+/// struct in one pass. Only a well-formed request takes this path; anything else goes
+/// through the enum, so that errors read the same whatever the path.
 #[derive(Deserialize)]
 struct Flat<'a> {
     #[serde(borrow)]
@@ -53,14 +53,17 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 /// How many arrays and objects serde_json reads nested in one another in one document.
 const SERDE_JSON_DEPTH: usize = 127;
 
+/// Whether `bytes` may nest more than serde_json reads ([`SERDE_JSON_DEPTH`]). Such a
+/// request does not take the [`Flat`] path: a struct skips the fields it ignores without
+/// counting their depth (serde-rs/json#486), the enum's buffer counts every level. Each
+/// level of nesting opens one bracket: with no more brackets than the limit, nothing nests
+/// too deep. (The scanner ignores no field.)
+fn may_nest_too_deep(bytes: &[u8]) -> bool {
+    bytes.iter().filter(|&&b| b == b'[' || b == b'{').count() > SERDE_JSON_DEPTH
+}
+
 impl Flat<'_> {
     fn parse(bytes: &[u8]) -> Option<Request> {
-        // Each level of nesting opens one bracket: with no more brackets than the limit, no
-        // field, ignored or not, can nest too deep.
-        let brackets = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
-        if brackets > SERDE_JSON_DEPTH {
-            return None;
-        }
         let flat: Flat = serde_json::from_slice(bytes).ok()?;
         Some(match (&*flat.op, flat.key, flat.value) {
             ("put", Some(key), Some(value)) => Request::Put { key, value },
@@ -85,7 +88,13 @@ impl Request {
     /// or an unknown `op`, a missing or mistyped field; or, for a put whose value nests more
     /// than [`MAX_VALUE_DEPTH`] arrays and objects, `value nested too deep: ...`.
     pub fn parse(bytes: &[u8]) -> Result<Request, String> {
-        let request = match Flat::parse(bytes) {
+        if let Some(request) = scan::scan(bytes) {
+            return Ok(request);
+        }
+        let flat = (!may_nest_too_deep(bytes))
+            .then(|| Flat::parse(bytes))
+            .flatten();
+        let request = match flat {
             Some(request) => request,
             None => hotswap_guest::json::decode(bytes)
                 .map_err(|why| format!("unknown request: {why}"))?,

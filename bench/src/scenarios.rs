@@ -222,7 +222,7 @@ pub async fn latency_under_swaps(
             (samples, lost)
         }));
     }
-    let mut swaps = 0u64;
+    let (mut swaps, mut classic) = (0u64, 0u64);
     let mut ticker = tokio::time::interval(Duration::from_millis(10));
     while Instant::now() < deadline {
         ticker.tick().await;
@@ -235,7 +235,10 @@ pub async fn latency_under_swaps(
             direction,
             ..SwapOptions::default()
         };
-        node.swap(&target, to.clone(), options).await?;
+        let report = node.swap(&target, to.clone(), options).await?;
+        if !report.migrated_before_pause {
+            classic += 1;
+        }
         swaps += 1;
     }
     let (mut samples, mut lost) = (Vec::new(), 0);
@@ -248,6 +251,11 @@ pub async fn latency_under_swaps(
     let mut metric = Metric::latency("latency_under_swaps", &mut samples);
     metric.lost = Some(lost);
     metric.swaps = Some(swaps);
+    metric.method = Some(format!(
+        "{classic} of the {swaps} swaps ran the classic way (snapshot and code-change in the \
+         pause): the process had a message in hand or waiting, or served one during the \
+         migration"
+    ));
     Ok(metric)
 }
 

@@ -2,7 +2,7 @@
 //! on, and the pause only commits; a message served meanwhile sends the swap the classic
 //! way, and is not lost.
 
-use hotswap::SwapOptions;
+use hotswap::{Policy, ProcessRef, SpawnSpec, SwapOptions};
 use serde_json::json;
 
 use crate::common::*;
@@ -67,4 +67,50 @@ async fn replace_state_is_migrated_before_the_pause() {
         .expect("replace");
     assert!(report.migrated_before_pause, "{report:?}");
     assert_eq!(state(&node, &kv).await, json!({"entries": {"b": 2}}));
+}
+
+#[tokio::test]
+async fn a_process_with_messages_waiting_is_swapped_the_classic_way_at_once() {
+    capture_guest_logs();
+    let (node, _) = node_with_kv().await;
+    const CASTS: u64 = 20_000;
+    let policy = Policy {
+        mailbox_capacity: CASTS as usize,
+        ..Policy::default()
+    };
+    let pid = node
+        .spawn(SpawnSpec::new("kv").name("busy").policy(policy))
+        .await
+        .expect("spawn");
+    let busy = ProcessRef::from(pid);
+    let migrating = node
+        .load_file("kv", guest("hostile-migrate"))
+        .await
+        .expect("load");
+    // Every `slow` migration logs once and then adopts at once.
+    open_slow_migration_gate(&node, "kv").await;
+    for i in 0..CASTS {
+        let put = format!(r#"{{"op":"put","key":"n","value":{i}}}"#);
+        node.cast(&busy, put.into_bytes()).expect("cast");
+    }
+    let options = SwapOptions {
+        extra: b"slow".to_vec(),
+        ..SwapOptions::default()
+    };
+    let report = node.swap(&busy, migrating, options).await.expect("swap");
+    assert!(!report.migrated_before_pause, "{report:?}");
+    let migrations = guest_lines(&node, pid)
+        .iter()
+        .filter(|line| line.message.contains("migrating slowly"))
+        .count();
+    assert_eq!(
+        migrations, 1,
+        "code-change ran once: no state was migrated only to go stale"
+    );
+    assert_eq!(vsn(&node, &busy), "hostile-migrate");
+    assert_eq!(
+        get(&node, &busy, "n").await,
+        json!(CASTS - 1),
+        "every cast served"
+    );
 }

@@ -427,11 +427,12 @@ impl Node {
             })
         };
         let next = prepare().await?;
-        // A process about to serve a message would make a migration of its state stale
-        // before it could commit, and the swap would prepare a second instance to run the
-        // classic way after all: under load, four swaps in five did (`hotswap-bench`'s
-        // swaps under calls). A given state (`replace-state`) cannot go stale that way.
-        if options.state.is_none() && handle.status.about_to_serve() {
+        // The snapshot is taken between two messages, and a message waiting behind it is
+        // served while the state migrates: the migration is stale before it can commit, and
+        // the swap prepares a second instance to run the classic way after all. Under load,
+        // four swaps in five did (`hotswap-bench`'s swaps under calls). A given state
+        // (`replace-state`) cannot go stale that way.
+        if options.state.is_none() && handle.has_messages_waiting() {
             return handle.swap(next, options, requested_at).await;
         }
         let optimistic = optimistic_swap::swap(&handle, next, options.clone(), requested_at);

@@ -12,9 +12,9 @@
 //! commit, and the report's pause is the sum of the two.
 //!
 //! When a message was served in between, the new instance is dropped and the swap runs the
-//! classic way. A process that already has a message in hand or waiting when the swap
-//! starts would serve it before the commit, so `Node::swap` runs that swap the classic way
-//! at once, with the instance it prepared. A `replace-state` needs no snapshot: its state
+//! classic way. A process that already has messages waiting when the swap starts would
+//! serve them while the state migrates, so `Node::swap` runs that swap the classic way at
+//! once, with the instance it prepared. A `replace-state` needs no snapshot: its state
 //! is migrated before the pause, and the commit only checks that no swap came first.
 //!
 //! The price: `code-change` may run twice for one swap, once on an instance that is then

@@ -263,6 +263,13 @@ impl ProcessHandle {
         self.status.exit_reason()
     }
 
+    /// Whether user messages wait in the mailbox of a process that is not suspended, so that
+    /// it will serve them right after any signal sent now. (A forecast: the mailbox may be
+    /// empty by the time anyone acts on it.)
+    pub(crate) fn has_messages_waiting(&self) -> bool {
+        self.mailbox.len() > 0 && !self.status.suspended.load(Ordering::Acquire)
+    }
+
     pub fn describe(&self) -> ProcessInfo {
         let running = self.status.running();
         let capacity = self.mailbox.capacity();

@@ -92,14 +92,6 @@ impl ProcessStatus {
     pub fn enqueued(&self) -> u64 {
         self.enqueued.load(Ordering::Acquire)
     }
-
-    /// Whether the process has a message in hand or waiting, and is not suspended: it is
-    /// about to serve one. (A message is counted as accepted a moment after it is queued,
-    /// so this may miss one that is being served; it is a forecast, not a guarantee.)
-    pub fn about_to_serve(&self) -> bool {
-        self.enqueued() > self.handled.load(Ordering::Acquire)
-            && !self.suspended.load(Ordering::Acquire)
-    }
 }
 
 /// One line of `ps`.

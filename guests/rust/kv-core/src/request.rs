@@ -34,8 +34,11 @@ pub enum Request {
 
 /// A request as its fields, for the second fast path of [`Request::parse`] (after
 /// [`scan`]): serde reads an internally tagged enum through a buffer of every field, a flat
-/// struct in one pass. Only a well-formed request takes this path; anything else goes
-/// through the enum, so that errors read the same whatever the path.
+/// struct in one pass. A request this path cannot read goes through the enum, so that
+/// errors read the same whatever the path. One leniency is left: serde_json skips a field
+/// the struct ignores without checking its numbers, escapes or UTF-8, so a request with,
+/// say, `"x":1e400` beside its `op` and `key` is served here where the enum would refuse it
+/// ("number out of range").
 #[derive(Deserialize)]
 struct Flat<'a> {
     #[serde(borrow)]

@@ -5,10 +5,10 @@
 //! (perf of `call_profile 1000000 cast`, guest and host together). The scanner takes the
 //! fields `op`, `key` and `value` in that order only, each once, with JSON whitespace
 //! anywhere between tokens and no escape in the op or the key; serde_json reads the value.
-//! Anything else gives `None` and takes the general path, so every request that is not
-//! scanned, and every error, reads exactly as serde_json makes it. That includes a value
-//! nested deeper than [`MAX_VALUE_DEPTH`]: read on its own, serde_json would take one level
-//! more than inside the request.
+//! Anything else gives `None` and takes the paths it took before, so that every request the
+//! scanner does not take, and every error, reads as it did. That includes a value nested
+//! deeper than [`MAX_VALUE_DEPTH`]: read on its own, serde_json would take one level more
+//! than inside the request.
 
 use serde_json::Value;
 

@@ -12,7 +12,7 @@ use hotswap::{
 use serde_json::json;
 
 use crate::memory::{available_bytes, proportional_bytes, resident_bytes, trim_allocator};
-use crate::stats::Metric;
+use crate::stats::{Metric, Rounds};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -90,11 +90,10 @@ pub async fn call_rtt(
         }
         rates.push(made as f64 / started.elapsed().as_secs_f64());
     }
-    let name = format!("call_rtt_{clients}");
-    let mut metric = Metric::latency(&name, &mut samples);
-    let rate = Metric::median_rate(&name, "per_s", &rates, samples.len() as u64);
-    metric.throughput_per_s = rate.value;
-    metric.rounds = rate.rounds;
+    let mut metric = Metric::latency(&format!("call_rtt_{clients}"), &mut samples);
+    let (throughput, rounds) = Rounds::median_of(&rates);
+    metric.throughput_per_s = Some(throughput);
+    metric.rounds = rounds;
     node.stop(&target, "bench done").await?;
     Ok(metric)
 }

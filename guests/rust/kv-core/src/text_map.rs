@@ -315,6 +315,7 @@ impl TextMap {
         }
         Ok(replaced)
     }
+
     /// Takes `key` out, and returns the JSON text of its value.
     pub fn remove(&mut self, key: &str) -> Option<Vec<u8>> {
         let (filed_under, page) = self

@@ -291,20 +291,24 @@ defmodule Bench do
   end
 
   # Call latency from 4 clients (each puts its own counter and checks the previous value comes
-  # back) while the process is swapped every 10 ms; a call that times out, fails, or replies
-  # anything but the previous value, and any late or extra reply, counts as lost.
-  def latency_under_swaps(duration_ms, v) do
+  # back) for duration_ms; with swaps, while the process is swapped every 10 ms
+  # (latency_under_swaps), else on the current code alone (latency_under_load: what the same
+  # load costs without swaps). A call that times out, fails, or replies anything but the
+  # previous value, and any late or extra reply, counts as lost.
+  def latency_under_load(duration_ms, v, swaps) do
+    name = if swaps, do: "latency_under_swaps", else: "latency_under_load"
     reset(v)
     :erlang.garbage_collect()
     {:ok, pid} = KV.start()
     deadline = now() + duration_ms * 1_000_000
     main = self()
 
-    swapper =
+    if swaps do
       spawn_link(fn ->
         result = swap_every(pid, v, now(), 0, deadline, [])
         send(main, {:swapper_done, result})
       end)
+    end
 
     {samples, lost_per_client, _} =
       run_clients(4, 4_000_000, fn c, record ->
@@ -333,15 +337,21 @@ defmodule Bench do
         lost + flush_replies(0)
       end)
 
-    {swaps, pauses} = receive(do: ({:swapper_done, result} -> result))
-    _ = swapper
+    swapped =
+      if swaps do
+        {swapped, pauses} = receive(do: ({:swapper_done, result} -> result))
+        pause = Stats.latency("pauses", pauses)
+        log("  #{name}: #{swapped} swaps, pause p50 #{pause[:p50]} p99 #{pause[:p99]} max #{pause[:max]} us")
+        swapped
+      else
+        0
+      end
+
     true = Process.alive?(pid)
     Process.exit(pid, :kill)
     lost = Enum.sum(lost_per_client)
-    metric = Stats.latency("latency_under_swaps", samples)
-    pause = Stats.latency("pauses", pauses)
-    log("  latency_under_swaps: #{swaps} swaps, pause p50 #{pause[:p50]} p99 #{pause[:p99]} max #{pause[:max]} us")
-    Stats.only(metric, [:p50, :p99, :p999, :max, :n]) ++ [lost: lost, swaps: swaps]
+    metric = Stats.latency(name, samples)
+    Stats.only(metric, [:p50, :p99, :p999, :max, :n]) ++ [lost: lost, swaps: swapped]
   end
 
   # Replies that arrived after their call gave up, or twice: none expected.
@@ -447,7 +457,8 @@ defmodule Bench do
           [
             swap_pause("swap_pause_1kib", div(1024, 17), div(200, s), v),
             swap_pause("swap_pause_1mib", div(100_000, s), div(200, s), v),
-            latency_under_swaps(if(s == 1, do: 5_000, else: 1_000), v)
+            latency_under_load(if(s == 1, do: 5_000, else: 1_000), v, false),
+            latency_under_load(if(s == 1, do: 5_000, else: 1_000), v, true)
           ]
         end),
         step.("processes ...", fn ->

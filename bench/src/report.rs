@@ -135,11 +135,16 @@ pub fn goals(ours: &Run, beam: Option<&Run>) -> Vec<Goal> {
     );
     let a = ours_of("latency_under_swaps");
     let b = beam_of("latency_under_swaps");
+    // The same load without swaps says how much of each tail the swaps themselves add.
+    let p999_without_swaps = |m: Option<&Metric>| fmt(m.and_then(|m| m.p999));
     goal(
         format!(
-            "p99.9 call latency under swaps <= BEAM / 10: {} vs {} us",
+            "p99.9 call latency under swaps <= BEAM / 10: {} vs {} us (the same load without \
+             swaps: ours {}, the BEAM's {} us)",
             fmt(a.and_then(|m| m.p999)),
-            fmt(b.and_then(|m| m.p999).map(|b| b / 10.0))
+            fmt(b.and_then(|m| m.p999).map(|b| b / 10.0)),
+            p999_without_swaps(ours_of("latency_under_load")),
+            p999_without_swaps(beam_of("latency_under_load")),
         ),
         a.and_then(|m| m.p999)
             .zip(b.and_then(|m| m.p999))

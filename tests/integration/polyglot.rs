@@ -34,20 +34,38 @@ fn deepest_value() -> serde_json::Value {
     serde_json::from_str(&nested).expect("125 levels parse")
 }
 
-/// A request nested deeper than serde_json reads, in a field no request uses, is refused all
-/// the same, in every language.
-async fn assert_refuses_a_field_nested_too_deep(node: &Node, kv: &ProcessRef, language: &str) {
-    let ignored = format!(
+/// A field that no request uses is still read, in every language: nested deeper than
+/// serde_json reads, or holding a number out of range, a lone surrogate or a byte that is not
+/// UTF-8, it makes the request refused all the same. A client's request must not be served
+/// by one version of a process and refused by the next because the next is in another
+/// language.
+async fn assert_refuses_a_malformed_field_it_ignores(node: &Node, kv: &ProcessRef, language: &str) {
+    let too_deep = format!(
         r#"{{"op":"get","key":"a","x":{}{}}}"#,
         "[".repeat(127),
         "]".repeat(127)
     );
-    match node.call(kv, ignored.into_bytes(), TIMEOUT).await {
+    match node.call(kv, too_deep.into_bytes(), TIMEOUT).await {
         Err(CallError::Refused { reason, .. }) => assert!(
             reason.contains("recursion limit exceeded"),
             "{language}: {reason}"
         ),
         other => panic!("{language}: {other:?}"),
+    }
+    let malformed: [&[u8]; 3] = [
+        br#"{"op":"get","key":"a","x":1e400}"#,
+        br#"{"op":"get","key":"a","x":"\ud800"}"#,
+        b"{\"op\":\"get\",\"key\":\"a\",\"x\":\"\xff\"}",
+    ];
+    for request in malformed {
+        let shown = String::from_utf8_lossy(request).into_owned();
+        match node.call(kv, request.to_vec(), TIMEOUT).await {
+            Err(CallError::Refused { reason, .. }) => assert!(
+                reason.starts_with("unknown request: not JSON: "),
+                "{language}, {shown}: {reason}"
+            ),
+            other => panic!("{language}, {shown}: {other:?}"),
+        }
     }
 }
 
@@ -91,7 +109,7 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
     node.spawn(SpawnSpec::new("kv").vsn("0").name("kv-rust"))
         .await
         .expect("rust process");
-    assert_refuses_a_field_nested_too_deep(&node, &ProcessRef::from("kv-rust"), "rust").await;
+    assert_refuses_a_malformed_field_it_ignores(&node, &ProcessRef::from("kv-rust"), "rust").await;
     for (language, version) in load_all(&node).await {
         // Spawned directly: answers calls, refuses bad requests without dying.
         let name = format!("kv-{language}");
@@ -129,7 +147,7 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
             Err(CallError::Refused { reason, .. }) => assert_eq!(reason, TOO_DEEP, "{language}"),
             other => panic!("{language}: {other:?}"),
         }
-        assert_refuses_a_field_nested_too_deep(&node, &direct, language).await;
+        assert_refuses_a_malformed_field_it_ignores(&node, &direct, language).await;
 
         // Swapped in from Rust and out to Rust, state intact both ways.
         let from_rust = format!("from-rust-{language}");

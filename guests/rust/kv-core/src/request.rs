@@ -35,11 +35,14 @@ pub enum Request {
 /// A request as its fields, for the second fast path of [`Request::parse`] (after
 /// [`scan`]): serde reads an internally tagged enum through a buffer of every field, a flat
 /// struct in one pass. A request this path cannot read goes through the enum, so that
-/// errors read the same whatever the path. One leniency is left: serde_json skips a field
-/// the struct ignores without checking its numbers, escapes or UTF-8, so a request with,
-/// say, `"x":1e400` beside its `op` and `key` is served here where the enum would refuse it
-/// ("number out of range").
+/// errors read the same whatever the path.
+///
+/// It reads no field but these three: serde_json skips a field that a struct ignores
+/// without checking its numbers, escapes or UTF-8, so `"x":1e400` beside an `op` and a
+/// `key` would be served here, where the enum refuses it ("number out of range"), as the
+/// Python, JavaScript and C kvs do. A request with any other field takes the enum's path.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Flat<'a> {
     #[serde(borrow)]
     op: std::borrow::Cow<'a, str>,
@@ -214,6 +217,42 @@ mod tests {
             panic!("{wide} is a put");
         };
         assert_eq!(value.as_array().map(Vec::len), Some(201));
+    }
+
+    #[test]
+    fn a_malformed_field_is_refused_even_where_it_is_ignored() {
+        // In serde_json's words, which the JavaScript and C kvs use too.
+        let cases: [(&[u8], &str); 4] = [
+            (
+                br#"{"op":"get","key":"a","x":1e400}"#,
+                "unknown request: not JSON: number out of range at line 1 column 31",
+            ),
+            (
+                br#"{"op":"get","key":"a","x":"\ud800"}"#,
+                "unknown request: not JSON: unexpected end of hex escape at line 1 column 34",
+            ),
+            (
+                b"{\"op\":\"get\",\"key\":\"a\",\"x\":\"\xff\"}",
+                "unknown request: not JSON: invalid unicode code point at line 1 column 28",
+            ),
+            (
+                br#"{"op":"get","key":"a","value":1e400}"#,
+                "unknown request: not JSON: number out of range at line 1 column 35",
+            ),
+        ];
+        for (request, expected) in cases {
+            assert_eq!(
+                Request::parse(request),
+                Err(expected.to_string()),
+                "{}",
+                String::from_utf8_lossy(request)
+            );
+        }
+        // A well-formed field it ignores is still ignored.
+        assert_eq!(
+            Request::parse(br#"{"op":"get","key":"a","x":[1e300,"\u00e9"]}"#),
+            Ok(Request::Get { key: "a".into() })
+        );
     }
 
     #[test]

@@ -295,7 +295,7 @@ defmodule Bench do
   # (latency_under_swaps), else on the current code alone (latency_under_load: what the same
   # load costs without swaps). A call that times out, fails, or replies anything but the
   # previous value, and any late or extra reply, counts as lost.
-  def latency_under_load(duration_ms, v, swaps) do
+  def latency_under_load(duration_ms, v, swaps: swaps) do
     name = if swaps, do: "latency_under_swaps", else: "latency_under_load"
     reset(v)
     :erlang.garbage_collect()
@@ -457,8 +457,8 @@ defmodule Bench do
           [
             swap_pause("swap_pause_1kib", div(1024, 17), div(200, s), v),
             swap_pause("swap_pause_1mib", div(100_000, s), div(200, s), v),
-            latency_under_load(if(s == 1, do: 5_000, else: 1_000), v, false),
-            latency_under_load(if(s == 1, do: 5_000, else: 1_000), v, true)
+            latency_under_load(if(s == 1, do: 5_000, else: 1_000), v, swaps: false),
+            latency_under_load(if(s == 1, do: 5_000, else: 1_000), v, swaps: true)
           ]
         end),
         step.("processes ...", fn ->

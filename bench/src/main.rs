@@ -125,7 +125,7 @@ async fn main() -> Result<()> {
             );
         }
         let under = Duration::from_secs(if args.quick { 1 } else { 5 });
-        // The same load without swaps first: the part of the tail that is not the swaps'.
+        // The same load without swaps first, for comparison with the tail under swaps.
         for swaps in [false, true] {
             record(scenarios::latency_under_load(&node, &v0, &v1, under, swaps).await?);
         }

@@ -135,7 +135,8 @@ pub fn goals(ours: &Run, beam: Option<&Run>) -> Vec<Goal> {
     );
     let a = ours_of("latency_under_swaps");
     let b = beam_of("latency_under_swaps");
-    // The same load without swaps says how much of each tail the swaps themselves add.
+    // The same load's tail without swaps, for comparison: a separate run of 5 s, so the
+    // two p99.9s compare, they do not subtract.
     let p999_without_swaps = |m: Option<&Metric>| fmt(m.and_then(|m| m.p999));
     goal(
         format!(

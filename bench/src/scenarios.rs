@@ -273,8 +273,8 @@ pub async fn latency_under_load(
     node.stop(&target, "bench done").await?;
     let mut metric = Metric::latency(name, &mut samples);
     metric.lost = Some(lost);
+    metric.swaps = Some(swapped);
     if swaps {
-        metric.swaps = Some(swapped);
         metric.method = Some(format!(
             "{classic} of the {swapped} swaps ran the classic way (snapshot and code-change in \
              the pause): the process had messages waiting, or served one during the migration"

@@ -39,8 +39,9 @@ pub enum Request {
 ///
 /// It reads no field but these three: serde_json skips a field that a struct ignores
 /// without checking its numbers, escapes or UTF-8, so `"x":1e400` beside an `op` and a
-/// `key` would be served here, where the enum refuses it ("number out of range"), as the
-/// Python, JavaScript and C kvs do. A request with any other field takes the enum's path.
+/// `key` would be served here, where the enum, like the Python, JavaScript and C kvs,
+/// refuses it ("number out of range"). A request with any other field takes the enum's
+/// path.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Flat<'a> {
@@ -252,6 +253,13 @@ mod tests {
         assert_eq!(
             Request::parse(br#"{"op":"get","key":"a","x":[1e300,"\u00e9"]}"#),
             Ok(Request::Get { key: "a".into() })
+        );
+        assert_eq!(
+            Request::parse(br#"{"op":"put","key":"a","value":{"b":[2]},"x":2}"#),
+            Ok(Request::Put {
+                key: "a".into(),
+                value: json!({"b": [2]})
+            })
         );
     }
 

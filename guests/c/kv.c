@@ -75,6 +75,61 @@ static size_t depth(const hs_json *value) {
     return 0;
 }
 
+/* The request's fields, as bits of what named_twice returns. */
+static const char *const FIELDS[] = {"op", "key", "value"};
+enum { OP_TWICE = 1, KEY_TWICE = 2, VALUE_TWICE = 4 };
+
+/* How many times `needle` (NUL-terminated) occurs in `bytes`, counting up to 2. */
+static int occurrences(hs_bytes bytes, const char *needle) {
+    size_t n = strlen(needle);
+    int found = 0;
+    for (size_t at = 0; at + n <= bytes.len && found < 2; at++)
+        if (memcmp(bytes.ptr + at, needle, n) == 0) found++;
+    return found;
+}
+
+/* Which of the request's fields (`op`, `key`, `value`) its object names more than once, as
+ * bits. The parsed object keeps the last; the Rust kv refuses the request (serde's `duplicate
+ * field`), and so does this one. `bytes` is known to be a JSON object. Without a backslash (an
+ * escape could spell a name) and with each name written once at most, nothing is named twice. */
+static unsigned named_twice(hs_bytes bytes) {
+    bool escaped = memchr(bytes.ptr, '\\', bytes.len) != NULL;
+    if (!escaped && occurrences(bytes, "\"op\"") < 2 && occurrences(bytes, "\"key\"") < 2 &&
+        occurrences(bytes, "\"value\"") < 2)
+        return 0;
+    unsigned seen = 0, twice = 0;
+    size_t depth = 0;
+    bool at_name = false;
+    for (size_t at = 0; at < bytes.len; at++) {
+        uint8_t c = bytes.ptr[at];
+        if (c == '"') {
+            size_t end = at + 1;
+            while (end < bytes.len && bytes.ptr[end] != '"') end += bytes.ptr[end] == '\\' ? 2 : 1;
+            if (at_name && end < bytes.len) {
+                char *why = NULL;
+                hs_json *name = hs_json_parse(bytes.ptr + at, end + 1 - at, &why);
+                free(why);
+                for (unsigned i = 0; name && i < sizeof FIELDS / sizeof FIELDS[0]; i++) {
+                    if (!hs_json_is_string(name, FIELDS[i])) continue;
+                    if (seen & (1u << i)) twice |= 1u << i;
+                    seen |= 1u << i;
+                }
+                hs_json_free(name);
+            }
+            at_name = false;
+            at = end;
+        } else if (c == '{' || c == '[') {
+            depth++;
+            at_name = c == '{' && depth == 1;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        } else if (c == ',') {
+            at_name = depth == 1;
+        }
+    }
+    return twice;
+}
+
 /* Parses a request; an error (`unknown request: ...`) names what was wrong, as the Rust kv does. */
 static char *parse(hs_bytes bytes, request *r) {
     *r = (request){0};
@@ -87,6 +142,8 @@ static char *parse(hs_bytes bytes, request *r) {
     }
     if (r->json->kind != HS_JSON_OBJECT)
         return invalid_type("unknown request: ", r->json, "internally tagged enum Request");
+    unsigned twice = named_twice(bytes);
+    if (twice & OP_TWICE) return hs_format("unknown request: duplicate field `op`");
     const hs_json *name = hs_json_get(r->json, "op");
     if (!name) return hs_format("unknown request: missing field `op`");
     if (name->kind != HS_JSON_STRING) return invalid_type("unknown request: ", name, "variant identifier");
@@ -98,10 +155,12 @@ static char *parse(hs_bytes bytes, request *r) {
                          name->as.string.ptr);
     r->op = (op)found;
     if (r->op == KEYS || r->op == COUNT) return NULL;
+    if (twice & KEY_TWICE) return hs_format("unknown request: duplicate field `key`");
     r->key = hs_json_get(r->json, "key");
     if (!r->key) return hs_format("unknown request: missing field `key`");
     if (r->key->kind != HS_JSON_STRING) return invalid_type("unknown request: ", r->key, "a string");
     if (r->op != PUT) return NULL;
+    if (twice & VALUE_TWICE) return hs_format("unknown request: duplicate field `value`");
     r->value = hs_json_remove(r->json, "value", 5);
     if (!r->value) return hs_format("unknown request: missing field `value`");
     if (depth(r->value) > MAX_VALUE_DEPTH) return hs_format(TOO_DEEP);

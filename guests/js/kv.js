@@ -119,18 +119,63 @@ export function parse(request) {
     fail(why.message);
   }
   if (!isObject(value)) fail(`invalid type: ${kind(value)}, expected internally tagged enum Request`);
+  const twice = namedTwice(request);
+  if (twice.has('op')) fail('duplicate field `op`');
   if (!Object.hasOwn(value, 'op')) fail('missing field `op`');
   const { op } = value;
   if (typeof op !== 'string') fail(`invalid type: ${kind(op)}, expected variant identifier`);
   if (!OPS.includes(op)) fail(`unknown variant \`${op}\`, expected one of ${OPS.map((name) => `\`${name}\``).join(', ')}`);
   if (op === 'keys' || op === 'count') return { op };
+  if (twice.has('key')) fail('duplicate field `key`');
   if (!Object.hasOwn(value, 'key')) fail('missing field `key`');
   if (typeof value.key !== 'string') fail(`invalid type: ${kind(value.key)}, expected a string`);
   if (op !== 'put') return { op, key: value.key };
+  if (twice.has('value')) fail('duplicate field `value`');
   if (!Object.hasOwn(value, 'value')) fail('missing field `value`');
   // Counting brackets (native searches) bounds the depth from above: most puts need no walk.
   if (brackets(request) > MAX_VALUE_DEPTH && depth(value.value) > MAX_VALUE_DEPTH) throw new GuestError(TOO_DEEP);
   return { op, key: value.key, value: value.value };
+}
+
+const FIELDS = ['op', 'key', 'value'];
+
+/** Which of the request's fields (`op`, `key`, `value`) its object names more than once. An
+ * object keeps the last; the Rust kv refuses the request (serde's `duplicate field`), and so
+ * does this one. `request` is known to be a JSON object. Without a `\\` (an escape could spell
+ * a name) and with each name written once at most, nothing is named twice. */
+function namedTwice(request) {
+  const text = new TextDecoder().decode(request);
+  const once = (name) => {
+    const at = text.indexOf(`"${name}"`);
+    return at === -1 || text.indexOf(`"${name}"`, at + 1) === -1;
+  };
+  if (!text.includes('\\') && FIELDS.every(once)) return new Set();
+  const seen = new Set();
+  const twice = new Set();
+  let depth = 0;
+  let atName = false;
+  for (let at = 0; at < text.length; at += 1) {
+    const c = text[at];
+    if (c === '"') {
+      let end = at + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (atName) {
+        const name = JSON.parse(text.slice(at, end + 1));
+        if (seen.has(name)) twice.add(name);
+        seen.add(name);
+      }
+      atName = false;
+      at = end;
+    } else if (c === '{' || c === '[') {
+      depth += 1;
+      atName = c === '{' && depth === 1;
+    } else if (c === '}' || c === ']') {
+      depth -= 1;
+    } else if (c === ',') {
+      atName = depth === 1;
+    }
+  }
+  return new Set(FIELDS.filter((name) => twice.has(name)));
 }
 
 /** serde_json reads 127 levels; a state holds each value two levels down (kv-core's

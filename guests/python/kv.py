@@ -20,6 +20,8 @@ put and delete apply without a reply; anything else is logged at warn and ignore
 Built by scripts/build-polyglot-guests.sh into guests/out/kv_py.wasm.
 """
 
+import json as _json
+
 import hotswap_guest
 from hotswap_guest import Change, Error, GenServer, json
 
@@ -113,6 +115,9 @@ def parse(request: bytes) -> tuple:
         raise Error(f"unknown request: {why}") from None
     if not isinstance(value, dict):
         raise Error(f"unknown request: invalid type: {kind(value)}, expected internally tagged enum Request")
+    twice = named_twice(request)
+    if "op" in twice:
+        raise Error("unknown request: duplicate field `op`")
     if "op" not in value:
         raise Error("unknown request: missing field `op`")
     op = value["op"]
@@ -123,18 +128,38 @@ def parse(request: bytes) -> tuple:
         raise Error(f"unknown request: unknown variant `{op}`, expected one of {expected}")
     if op in ("keys", "count"):
         return (op,)
+    if "key" in twice:
+        raise Error("unknown request: duplicate field `key`")
     if "key" not in value:
         raise Error("unknown request: missing field `key`")
     if not isinstance(value["key"], str):
         raise Error(f"unknown request: invalid type: {kind(value['key'])}, expected a string")
     if op != "put":
         return (op, value["key"])
+    if "value" in twice:
+        raise Error("unknown request: duplicate field `value`")
     if "value" not in value:
         raise Error("unknown request: missing field `value`")
     # Counting brackets (native) bounds the depth from above: most puts need no walk.
     if request.count(b"[") + request.count(b"{") > MAX_VALUE_DEPTH and depth(value["value"]) > MAX_VALUE_DEPTH:
         raise Error(TOO_DEEP)
     return (op, value["key"], value["value"])
+
+
+FIELDS = ("op", "key", "value")
+
+
+def named_twice(request: bytes) -> set:
+    """Which of the request's fields (`op`, `key`, `value`) its object names more than once.
+    A dict keeps the last; the Rust kv refuses the request (serde's `duplicate field`), and
+    so does this one. `request` is known to be a JSON object. Without a `\\` (an escape could
+    spell a name) and with each name written once at most, nothing is named twice."""
+    if b"\\" not in request and all(request.count(b'"%s"' % name.encode()) <= 1 for name in FIELDS):
+        return set()
+    objects = []
+    _json.loads(bytes(request).decode("utf-8"), object_pairs_hook=lambda pairs: objects.append(pairs))
+    names = [name for name, _ in objects[-1]]  # the outermost object is finished last
+    return {name for name in FIELDS if names.count(name) > 1}
 
 
 def depth(value) -> int:

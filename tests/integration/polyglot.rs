@@ -69,6 +69,34 @@ async fn assert_refuses_a_malformed_field_it_ignores(node: &Node, kv: &ProcessRe
     }
 }
 
+/// A field the request uses (`op`; `key` but for `keys` and `count`; `value` in a put),
+/// named twice, makes it refused in every language, as serde refuses it in Rust; any other
+/// field may come twice.
+async fn assert_refuses_a_field_named_twice(node: &Node, kv: &ProcessRef, language: &str) {
+    let refused: [(&str, &str); 4] = [
+        (r#"{"op":"get","op":"get","key":"a"}"#, "op"),
+        (r#"{"op":"get","key":"a","key":"b"}"#, "key"),
+        (r#"{"key":"a","op":"get","\u006bey":"b"}"#, "key"),
+        (r#"{"op":"put","key":"a","value":1,"value":2}"#, "value"),
+    ];
+    for (request, field) in refused {
+        match node.call(kv, request.as_bytes().to_vec(), TIMEOUT).await {
+            Err(CallError::Refused { reason, .. }) => assert!(
+                reason.starts_with(&format!("unknown request: duplicate field `{field}`")),
+                "{language}, {request}: {reason}"
+            ),
+            other => panic!("{language}, {request}: {other:?}"),
+        }
+    }
+    for request in [
+        r#"{"op":"count","key":"a","key":"b"}"#,
+        r#"{"op":"get","key":"a","value":1,"value":2,"x":3,"x":4}"#,
+    ] {
+        let reply = node.call(kv, request.as_bytes().to_vec(), TIMEOUT).await;
+        assert!(reply.is_ok(), "{language}, {request}: {reply:?}");
+    }
+}
+
 fn polyglot(file: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../guests/out")
@@ -110,6 +138,7 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
         .await
         .expect("rust process");
     assert_refuses_a_malformed_field_it_ignores(&node, &ProcessRef::from("kv-rust"), "rust").await;
+    assert_refuses_a_field_named_twice(&node, &ProcessRef::from("kv-rust"), "rust").await;
     for (language, version) in load_all(&node).await {
         // Spawned directly: answers calls, refuses bad requests without dying.
         let name = format!("kv-{language}");
@@ -148,6 +177,7 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
             other => panic!("{language}: {other:?}"),
         }
         assert_refuses_a_malformed_field_it_ignores(&node, &direct, language).await;
+        assert_refuses_a_field_named_twice(&node, &direct, language).await;
 
         // Swapped in from Rust and out to Rust, state intact both ways.
         let from_rust = format!("from-rust-{language}");

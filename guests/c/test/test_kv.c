@@ -165,8 +165,16 @@ int main(void) {
         {"{\"op\":\"get\",\"key\":7}", "ERR unknown request: invalid type: integer `7`"},
         {"[1]", "ERR unknown request: invalid type: sequence"},
         {"{\"op\":\"get\",\"key\":\"\xff\"}", "ERR unknown request: not JSON: invalid unicode code point"},
+        /* A field the request uses, named twice, as the Rust kv refuses it. */
+        {"{\"op\":\"get\",\"op\":\"get\",\"key\":\"a\"}", "ERR unknown request: duplicate field `op`"},
+        {"{\"op\":\"get\",\"key\":\"a\",\"key\":\"b\"}", "ERR unknown request: duplicate field `key`"},
+        {"{\"key\":\"a\",\"op\":\"get\",\"\\u006bey\":\"b\"}", "ERR unknown request: duplicate field `key`"},
+        {"{\"op\":\"put\",\"key\":\"a\",\"value\":1,\"value\":2}", "ERR unknown request: duplicate field `value`"},
     };
     for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++) expect_prefix(call(errors[i][0]), errors[i][1], errors[i][0]);
+    /* A field the request does not use may come twice, as in Rust. */
+    expect(call("{\"op\":\"count\",\"key\":\"a\",\"key\":\"b\"}"), "3", "count, with a key named twice");
+    expect(call("{\"op\":\"get\",\"key\":\"a\",\"value\":1,\"value\":2}"), "true", "get, with a value named twice");
 
     /* The deepest value a put keeps reads back from the state; one level more is refused. */
     char deep[512];

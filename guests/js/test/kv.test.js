@@ -93,6 +93,22 @@ test('unknown requests name what was wrong', () => {
   }
 });
 
+test('a field named twice is refused where the request uses it, as the Rust kv refuses it', () => {
+  server.init(bytes(''));
+  const refused = [
+    ['{"op":"get","op":"get","key":"a"}', 'unknown request: duplicate field `op`'],
+    ['{"op":"get","key":"a","key":"b"}', 'unknown request: duplicate field `key`'],
+    ['{"key":"a","op":"get","\\u006bey":"b"}', 'unknown request: duplicate field `key`'],
+    ['{"op":"put","key":"a","value":1,"value":2}', 'unknown request: duplicate field `value`'],
+  ];
+  for (const [request, expected] of refused) assert.equal(refusal(() => call(request)), expected, request);
+  // A field the request does not use may come twice, as in Rust; so may a name inside a value.
+  assert.equal(call('{"op":"count","key":"a","key":"b"}'), '0');
+  assert.equal(call('{"op":"get","key":"a","value":1,"value":2}'), 'null');
+  assert.equal(call('{"op":"put","key":"a","value":{"key":1,"key":2},"x":[{"op":1}]}'), 'null');
+  assert.equal(call('{"op":"get","key":"a"}'), '{"key":2}');
+});
+
 test('casts apply put and delete and ignore the rest', () => {
   server.init(bytes(''));
   server.handleCast(bytes('{"op":"put","key":"a","value":1}'));

@@ -66,6 +66,25 @@ class KvTest(unittest.TestCase):
                     self.call(request)
                 self.assertTrue(str(refused.exception).startswith(expected), str(refused.exception))
 
+    def test_a_field_named_twice_is_refused_where_the_request_uses_it_as_rust_kv_refuses_it(self):
+        self.started()
+        refused = [
+            ('{"op":"get","op":"get","key":"a"}', "unknown request: duplicate field `op`"),
+            ('{"op":"get","key":"a","key":"b"}', "unknown request: duplicate field `key`"),
+            ('{"key":"a","op":"get","\\u006bey":"b"}', "unknown request: duplicate field `key`"),
+            ('{"op":"put","key":"a","value":1,"value":2}', "unknown request: duplicate field `value`"),
+        ]
+        for request, expected in refused:
+            with self.subTest(request=request):
+                with self.assertRaises(Error) as refusal:
+                    self.call(request)
+                self.assertEqual(str(refusal.exception), expected)
+        # A field the request does not use may come twice, as in Rust; so may a name inside a value.
+        self.assertEqual(self.call('{"op":"count","key":"a","key":"b"}'), "0")
+        self.assertEqual(self.call('{"op":"get","key":"a","value":1,"value":2}'), "null")
+        self.assertEqual(self.call('{"op":"put","key":"a","value":{"key":1,"key":2},"x":[{"op":1}]}'), "null")
+        self.assertEqual(self.call('{"op":"get","key":"a"}'), '{"key":2}')
+
     def test_a_value_too_deep_for_a_state_to_read_back_is_refused_as_rust_kv_refuses_it(self):
         self.started()
 

@@ -98,7 +98,7 @@ static unsigned named_twice(hs_bytes bytes) {
         occurrences(bytes, "\"value\"") < 2)
         return 0;
     unsigned seen = 0, twice = 0;
-    size_t depth = 0;
+    size_t level = 0;
     bool at_name = false;
     for (size_t at = 0; at < bytes.len; at++) {
         uint8_t c = bytes.ptr[at];
@@ -119,12 +119,12 @@ static unsigned named_twice(hs_bytes bytes) {
             at_name = false;
             at = end;
         } else if (c == '{' || c == '[') {
-            depth++;
-            at_name = c == '{' && depth == 1;
+            level++;
+            at_name = c == '{' && level == 1;
         } else if (c == '}' || c == ']') {
-            depth--;
+            level--;
         } else if (c == ',') {
-            at_name = depth == 1;
+            at_name = level == 1;
         }
     }
     return twice;

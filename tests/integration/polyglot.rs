@@ -73,10 +73,11 @@ async fn assert_refuses_a_malformed_field_it_ignores(node: &Node, kv: &ProcessRe
 /// named twice, makes it refused in every language, as serde refuses it in Rust; any other
 /// field may come twice.
 async fn assert_refuses_a_field_named_twice(node: &Node, kv: &ProcessRef, language: &str) {
-    let refused: [(&str, &str); 4] = [
+    let refused: [(&str, &str); 5] = [
         (r#"{"op":"get","op":"get","key":"a"}"#, "op"),
         (r#"{"op":"get","key":"a","key":"b"}"#, "key"),
         (r#"{"key":"a","op":"get","\u006bey":"b"}"#, "key"),
+        (r#"{"x":"a\\","key":"a","op":"get","key":"b"}"#, "key"),
         (r#"{"op":"put","key":"a","value":1,"value":2}"#, "value"),
     ];
     for (request, field) in refused {
@@ -91,9 +92,25 @@ async fn assert_refuses_a_field_named_twice(node: &Node, kv: &ProcessRef, langua
     for request in [
         r#"{"op":"count","key":"a","key":"b"}"#,
         r#"{"op":"get","key":"a","value":1,"value":2,"x":3,"x":4}"#,
+        r#"{"x":"a\",\"key\":1","op":"get","key":"a"}"#,
+        r#"{"x":[{"key":1},{"key":2}],"op":"get","key":"a"}"#,
     ] {
         let reply = node.call(kv, request.as_bytes().to_vec(), TIMEOUT).await;
         assert!(reply.is_ok(), "{language}, {request}: {reply:?}");
+    }
+}
+
+/// A request is an object in every language: serde would read `["get","a"]` as a get.
+async fn assert_refuses_an_array(node: &Node, kv: &ProcessRef, language: &str) {
+    let expected =
+        "unknown request: invalid type: sequence, expected internally tagged enum Request";
+    for request in [r#"["get","a"]"#, r#"["put","a",1]"#] {
+        match node.call(kv, request.as_bytes().to_vec(), TIMEOUT).await {
+            Err(CallError::Refused { reason, .. }) => {
+                assert_eq!(reason, expected, "{language}, {request}")
+            }
+            other => panic!("{language}, {request}: {other:?}"),
+        }
     }
 }
 
@@ -139,6 +156,7 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
         .expect("rust process");
     assert_refuses_a_malformed_field_it_ignores(&node, &ProcessRef::from("kv-rust"), "rust").await;
     assert_refuses_a_field_named_twice(&node, &ProcessRef::from("kv-rust"), "rust").await;
+    assert_refuses_an_array(&node, &ProcessRef::from("kv-rust"), "rust").await;
     for (language, version) in load_all(&node).await {
         // Spawned directly: answers calls, refuses bad requests without dying.
         let name = format!("kv-{language}");
@@ -178,6 +196,7 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
         }
         assert_refuses_a_malformed_field_it_ignores(&node, &direct, language).await;
         assert_refuses_a_field_named_twice(&node, &direct, language).await;
+        assert_refuses_an_array(&node, &direct, language).await;
 
         // Swapped in from Rust and out to Rust, state intact both ways.
         let from_rust = format!("from-rust-{language}");

@@ -170,11 +170,15 @@ int main(void) {
         {"{\"op\":\"get\",\"key\":\"a\",\"key\":\"b\"}", "ERR unknown request: duplicate field `key`"},
         {"{\"key\":\"a\",\"op\":\"get\",\"\\u006bey\":\"b\"}", "ERR unknown request: duplicate field `key`"},
         {"{\"op\":\"put\",\"key\":\"a\",\"value\":1,\"value\":2}", "ERR unknown request: duplicate field `value`"},
+        {"{\"x\":\"a\\\\\",\"key\":\"a\",\"op\":\"get\",\"key\":\"b\"}", "ERR unknown request: duplicate field `key`"},
+        {"[\"get\",\"a\"]", "ERR unknown request: invalid type: sequence, expected internally tagged enum Request"},
     };
     for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++) expect_prefix(call(errors[i][0]), errors[i][1], errors[i][0]);
     /* A field the request does not use may come twice, as in Rust. */
     expect(call("{\"op\":\"count\",\"key\":\"a\",\"key\":\"b\"}"), "3", "count, with a key named twice");
     expect(call("{\"op\":\"get\",\"key\":\"a\",\"value\":1,\"value\":2}"), "true", "get, with a value named twice");
+    expect(call("{\"x\":\"a\\\",\\\"key\\\":1\",\"op\":\"get\",\"key\":\"a\"}"), "true", "a name in a string");
+    expect(call("{\"x\":[{\"key\":1},{\"key\":2}],\"op\":\"get\",\"key\":\"a\"}"), "true", "names in nested objects");
 
     /* The deepest value a put keeps reads back from the state; one level more is refused. */
     char deep[512];

@@ -100,11 +100,15 @@ test('a field named twice is refused where the request uses it, as the Rust kv r
     ['{"op":"get","key":"a","key":"b"}', 'unknown request: duplicate field `key`'],
     ['{"key":"a","op":"get","\\u006bey":"b"}', 'unknown request: duplicate field `key`'],
     ['{"op":"put","key":"a","value":1,"value":2}', 'unknown request: duplicate field `value`'],
+    ['{"x":"a\\\\","key":"a","op":"get","key":"b"}', 'unknown request: duplicate field `key`'],
+    ['["get","a"]', 'unknown request: invalid type: sequence, expected internally tagged enum Request'],
   ];
   for (const [request, expected] of refused) assert.equal(refusal(() => call(request)), expected, request);
   // A field the request does not use may come twice, as in Rust; so may a name inside a value.
   assert.equal(call('{"op":"count","key":"a","key":"b"}'), '0');
   assert.equal(call('{"op":"get","key":"a","value":1,"value":2}'), 'null');
+  assert.equal(call('{"x":"a\\",\\"key\\":1","op":"get","key":"a"}'), 'null');
+  assert.equal(call('{"x":[{"key":1},{"key":2}],"op":"get","key":"a"}'), 'null');
   assert.equal(call('{"op":"put","key":"a","value":{"key":1,"key":2},"x":[{"op":1}]}'), 'null');
   assert.equal(call('{"op":"get","key":"a"}'), '{"key":2}');
 });

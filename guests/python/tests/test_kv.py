@@ -73,6 +73,8 @@ class KvTest(unittest.TestCase):
             ('{"op":"get","key":"a","key":"b"}', "unknown request: duplicate field `key`"),
             ('{"key":"a","op":"get","\\u006bey":"b"}', "unknown request: duplicate field `key`"),
             ('{"op":"put","key":"a","value":1,"value":2}', "unknown request: duplicate field `value`"),
+            ('{"x":"a\\\\","key":"a","op":"get","key":"b"}', "unknown request: duplicate field `key`"),
+            ('["get","a"]', "unknown request: invalid type: sequence, expected internally tagged enum Request"),
         ]
         for request, expected in refused:
             with self.subTest(request=request):
@@ -82,6 +84,8 @@ class KvTest(unittest.TestCase):
         # A field the request does not use may come twice, as in Rust; so may a name inside a value.
         self.assertEqual(self.call('{"op":"count","key":"a","key":"b"}'), "0")
         self.assertEqual(self.call('{"op":"get","key":"a","value":1,"value":2}'), "null")
+        self.assertEqual(self.call('{"x":"a\\",\\"key\\":1","op":"get","key":"a"}'), "null")
+        self.assertEqual(self.call('{"x":[{"key":1},{"key":2}],"op":"get","key":"a"}'), "null")
         self.assertEqual(self.call('{"op":"put","key":"a","value":{"key":1,"key":2},"x":[{"op":1}]}'), "null")
         self.assertEqual(self.call('{"op":"get","key":"a"}'), '{"key":2}')
 

@@ -98,6 +98,9 @@ impl Request {
         if let Some(request) = scan::scan(bytes) {
             return Ok(request);
         }
+        if is_array(bytes) {
+            return Err(array_refused(bytes));
+        }
         let flat = (!may_nest_too_deep(bytes))
             .then(|| Flat::parse(bytes))
             .flatten();
@@ -117,6 +120,23 @@ impl Request {
     /// True for the requests that change the state (and so make sense without a reply).
     pub fn is_mutation(&self) -> bool {
         matches!(self, Request::Put { .. } | Request::Delete { .. })
+    }
+}
+
+/// Whether `bytes` is a JSON array, by its first byte after any whitespace.
+fn is_array(bytes: &[u8]) -> bool {
+    bytes.iter().find(|b| !b" \t\n\r".contains(b)) == Some(&b'[')
+}
+
+/// Why an array is not a request. serde reads a struct and an internally tagged enum from an
+/// array too, the fields in order (`["get","a"]` would be a get), but a request is an
+/// object, and the Python, JavaScript and C kvs refuse an array: so does this one, in their
+/// words, once it is known to be JSON at all.
+fn array_refused(bytes: &[u8]) -> String {
+    match hotswap_guest::json::decode::<Value>(bytes) {
+        Ok(_) => "unknown request: invalid type: sequence, expected internally tagged enum Request"
+            .to_string(),
+        Err(why) => format!("unknown request: {why}"),
     }
 }
 
@@ -260,6 +280,31 @@ mod tests {
                 key: "a".into(),
                 value: json!({"b": [2]})
             })
+        );
+    }
+
+    #[test]
+    fn an_array_is_not_a_request() {
+        // serde would read these as a get, a put and a keys.
+        for request in [
+            r#"["get","a"]"#,
+            r#" ["put","a",1]"#,
+            r#"["keys"]"#,
+            "[1]",
+            "[]",
+        ] {
+            assert_eq!(
+                Request::parse(request.as_bytes()),
+                Err(
+                    "unknown request: invalid type: sequence, expected internally tagged enum Request"
+                        .to_string()
+                ),
+                "{request}"
+            );
+        }
+        assert_eq!(
+            Request::parse(br#"["get",1e400]"#),
+            Err("unknown request: not JSON: number out of range at line 1 column 12".to_string())
         );
     }
 

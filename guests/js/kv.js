@@ -138,25 +138,20 @@ export function parse(request) {
 }
 
 const FIELDS = ['op', 'key', 'value'];
-const FIELDS_QUOTED = FIELDS.map((name) => new TextEncoder().encode(`"${name}"`));
-const BACKSLASH = 0x5c;
-
-/** How many times the bytes `needle` occur in the bytes `haystack`, counting up to 2. */
-function occurrences(haystack, needle) {
-  let found = 0;
-  for (let at = haystack.indexOf(needle[0]); at !== -1 && found < 2; at = haystack.indexOf(needle[0], at + 1)) {
-    if (needle.every((byte, i) => haystack[at + i] === byte)) found += 1;
-  }
-  return found;
-}
 
 /** Which of the request's fields (`op`, `key`, `value`) its object names more than once. An
  * object keeps the last; the Rust kv refuses the request (serde's `duplicate field`), and so
  * does this one. `request` is known to be a JSON object. Without a `\\` (an escape could spell
  * a name) and with each name written once at most, nothing is named twice. */
 function namedTwice(request) {
-  if (!request.includes(BACKSLASH) && FIELDS_QUOTED.every((name) => occurrences(request, name) < 2)) return new Set();
+  // Decoded and searched natively: a loop over the bytes in JavaScript was 5-30x slower on a
+  // large put of many strings (measured in review, with and without a JIT).
   const text = new TextDecoder().decode(request);
+  const once = (name) => {
+    const at = text.indexOf(`"${name}"`);
+    return at === -1 || text.indexOf(`"${name}"`, at + 1) === -1;
+  };
+  if (!text.includes('\\') && FIELDS.every(once)) return new Set();
   const seen = new Set();
   const twice = new Set();
   let depth = 0;

@@ -114,6 +114,27 @@ async fn assert_refuses_an_array(node: &Node, kv: &ProcessRef, language: &str) {
     }
 }
 
+/// A state is an object whose every field is read, in every language: an array (serde would
+/// take `entries` from its first element) and a state with a malformed field beside
+/// `entries` are refused, and the process keeps the state it had.
+async fn assert_refuses_a_state_that_is_no_object(node: &Node, kv: &ProcessRef, language: &str) {
+    let before = node.get_state(kv).await.expect(language);
+    for state in [
+        r#"[{"entries":{"a":1}}]"#,
+        r#"{"entries":{"a":1},"x":1e400}"#,
+    ] {
+        let refused = node
+            .replace_state(kv, state.as_bytes().to_vec(), Vec::new())
+            .await;
+        assert!(refused.is_err(), "{language}, {state}: {refused:?}");
+    }
+    assert_eq!(
+        node.get_state(kv).await.expect(language),
+        before,
+        "{language}"
+    );
+}
+
 fn polyglot(file: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../guests/out")
@@ -157,6 +178,7 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
     assert_refuses_a_malformed_field_it_ignores(&node, &ProcessRef::from("kv-rust"), "rust").await;
     assert_refuses_a_field_named_twice(&node, &ProcessRef::from("kv-rust"), "rust").await;
     assert_refuses_an_array(&node, &ProcessRef::from("kv-rust"), "rust").await;
+    assert_refuses_a_state_that_is_no_object(&node, &ProcessRef::from("kv-rust"), "rust").await;
     for (language, version) in load_all(&node).await {
         // Spawned directly: answers calls, refuses bad requests without dying.
         let name = format!("kv-{language}");
@@ -197,6 +219,7 @@ async fn each_language_serves_swaps_with_its_state_and_contains_its_traps() {
         assert_refuses_a_malformed_field_it_ignores(&node, &direct, language).await;
         assert_refuses_a_field_named_twice(&node, &direct, language).await;
         assert_refuses_an_array(&node, &direct, language).await;
+        assert_refuses_a_state_that_is_no_object(&node, &direct, language).await;
 
         // Swapped in from Rust and out to Rust, state intact both ways.
         let from_rust = format!("from-rust-{language}");

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -18,11 +18,22 @@ use crate::Request;
 use crate::text_map::TextMap;
 
 /// The state of a kv process: `{"entries":{"a":42}}`, the same in every version.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Entries {
     /// Every key and its value, in key order.
-    #[serde(deserialize_with = "in_bulk")]
     entries: TextMap,
+}
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(input: D) -> Result<Self, D::Error> {
+        let entries = input.deserialize_map(StateObject {
+            expecting: "struct Entries",
+            entries_required: true,
+        })?;
+        Ok(Entries {
+            entries: entries.unwrap_or_default(),
+        })
+    }
 }
 
 /// What a request answers, written as JSON only when it is read: the reply to a cast is
@@ -64,10 +75,68 @@ impl Reply<'_> {
 
 /// What `init` accepts: nothing, `null`, or a state to start from, whose `entries` may be
 /// left out.
-#[derive(Deserialize)]
 struct InitArgs {
-    #[serde(default, deserialize_with = "in_bulk")]
     entries: TextMap,
+}
+
+impl<'de> Deserialize<'de> for InitArgs {
+    fn deserialize<D: Deserializer<'de>>(input: D) -> Result<Self, D::Error> {
+        let entries = input.deserialize_map(StateObject {
+            expecting: "struct InitArgs",
+            entries_required: false,
+        })?;
+        Ok(InitArgs {
+            entries: entries.unwrap_or_default(),
+        })
+    }
+}
+
+/// Reads a state object, `{"entries":{...}}`, for [`Entries`] and [`InitArgs`], as serde's
+/// derive would but for two things the Python, JavaScript and C kvs do differently: an array
+/// is refused (a derived struct takes its fields in order from one, so `[{"a":1}]` would be
+/// a state), and another field is read, not skipped (serde_json skips what a struct ignores
+/// without checking its numbers, escapes or UTF-8). `entries` twice is refused, as the
+/// derive refuses it.
+struct StateObject {
+    expecting: &'static str,
+    entries_required: bool,
+}
+
+impl<'de> Visitor<'de> for StateObject {
+    type Value = Option<TextMap>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut entries = None;
+        while let Some(name) = map.next_key::<String>()? {
+            if name == "entries" {
+                if entries.is_some() {
+                    return Err(M::Error::duplicate_field("entries"));
+                }
+                entries = Some(map.next_value_seed(InBulk)?);
+            } else {
+                map.next_value::<Value>()?;
+            }
+        }
+        if entries.is_none() && self.entries_required {
+            return Err(M::Error::missing_field("entries"));
+        }
+        Ok(entries)
+    }
+}
+
+/// [`in_bulk`] as a seed, for [`StateObject`].
+struct InBulk;
+
+impl<'de> DeserializeSeed<'de> for InBulk {
+    type Value = TextMap;
+
+    fn deserialize<D: Deserializer<'de>>(self, input: D) -> Result<TextMap, D::Error> {
+        in_bulk(input)
+    }
 }
 
 /// Reads a JSON object into a map, each value written as text as soon as it is read, so that
@@ -420,5 +489,35 @@ mod tests {
         assert_eq!(run(&mut seeded, json!({"op":"get","key":"a"})), json!(1));
         let refused = Entries::from_init_args(b"[1]").unwrap_err();
         assert!(refused.starts_with("bad init arguments"), "{refused}");
+    }
+
+    #[test]
+    fn a_state_is_an_object_whose_every_field_is_read() {
+        let state = |text: &str| hotswap_guest::json::decode::<Entries>(text.as_bytes());
+        // A derived struct would take `entries` from the first element of an array.
+        assert_eq!(
+            state(r#"[{"a":1}]"#),
+            Err("invalid type: sequence, expected struct Entries at line 1 column 0".into())
+        );
+        let init = Entries::from_init_args(br#"[{"a":1}]"#).unwrap_err();
+        assert!(
+            init.ends_with("invalid type: sequence, expected struct InitArgs at line 1 column 0"),
+            "{init}"
+        );
+        // A field beside `entries` is read like the rest, and kept out of the state.
+        assert_eq!(
+            state(r#"{"entries":{},"x":1e400}"#),
+            Err("not JSON: number out of range at line 1 column 23".into())
+        );
+        let mut adopted = state(r#"{"x":[{"entries":{}}],"entries":{"a":1}}"#).unwrap();
+        assert_eq!(run(&mut adopted, json!({"op":"keys"})), json!(["a"]));
+        assert_eq!(
+            state(r#"{"entries":{},"entries":{}}"#),
+            Err("duplicate field `entries` at line 1 column 23".into())
+        );
+        assert_eq!(
+            state("{}"),
+            Err("missing field `entries` at line 1 column 2".into())
+        );
     }
 }

@@ -26,13 +26,8 @@ pub struct Entries {
 
 impl<'de> Deserialize<'de> for Entries {
     fn deserialize<D: Deserializer<'de>>(input: D) -> Result<Self, D::Error> {
-        let entries = input.deserialize_map(StateObject {
-            expecting: "struct Entries",
-            entries_required: true,
-        })?;
-        Ok(Entries {
-            entries: entries.unwrap_or_default(),
-        })
+        let entries = StateObject::read(input, "struct Entries", true)?;
+        Ok(Entries { entries })
     }
 }
 
@@ -81,13 +76,8 @@ struct InitArgs {
 
 impl<'de> Deserialize<'de> for InitArgs {
     fn deserialize<D: Deserializer<'de>>(input: D) -> Result<Self, D::Error> {
-        let entries = input.deserialize_map(StateObject {
-            expecting: "struct InitArgs",
-            entries_required: false,
-        })?;
-        Ok(InitArgs {
-            entries: entries.unwrap_or_default(),
-        })
+        let entries = StateObject::read(input, "struct InitArgs", false)?;
+        Ok(InitArgs { entries })
     }
 }
 
@@ -100,6 +90,22 @@ impl<'de> Deserialize<'de> for InitArgs {
 struct StateObject {
     expecting: &'static str,
     entries_required: bool,
+}
+
+impl StateObject {
+    /// The entries of the state object `input`; none when `entries_required` is false and
+    /// the object has no `entries`.
+    fn read<'de, D: Deserializer<'de>>(
+        input: D,
+        expecting: &'static str,
+        entries_required: bool,
+    ) -> Result<TextMap, D::Error> {
+        let visitor = StateObject {
+            expecting,
+            entries_required,
+        };
+        Ok(input.deserialize_map(visitor)?.unwrap_or_default())
+    }
 }
 
 impl<'de> Visitor<'de> for StateObject {

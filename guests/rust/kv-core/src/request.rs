@@ -38,10 +38,11 @@ pub enum Request {
 /// errors read the same whatever the path.
 ///
 /// It reads no field but these three: serde_json skips a field that a struct ignores
-/// without checking its numbers, escapes or UTF-8, so `"x":1e400` beside an `op` and a
-/// `key` would be served here, where the enum, like the Python, JavaScript and C kvs,
-/// refuses it ("number out of range"). A request with any other field takes the enum's
-/// path.
+/// without checking its numbers, escapes, UTF-8 or depth (serde-rs/json#486), so `"x":1e400`
+/// beside an `op` and a `key` would be served here, where the enum, like the Python,
+/// JavaScript and C kvs, refuses it ("number out of range"). A request with any other field
+/// takes the enum's path, whose buffer reads every field. The three it reads count their
+/// depth as the enum does.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Flat<'a> {
@@ -55,18 +56,6 @@ struct Flat<'a> {
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
-}
-
-/// How many arrays and objects serde_json reads nested in one another in one document.
-const SERDE_JSON_DEPTH: usize = 127;
-
-/// Whether `bytes` may nest more than serde_json reads ([`SERDE_JSON_DEPTH`]). Such a
-/// request does not take the [`Flat`] path: a struct skips the fields it ignores without
-/// counting their depth (serde-rs/json#486), the enum's buffer counts every level. Each
-/// level of nesting opens one bracket: with no more brackets than the limit, nothing nests
-/// too deep. (The scanner ignores no field.)
-fn may_nest_too_deep(bytes: &[u8]) -> bool {
-    bytes.iter().filter(|&&b| b == b'[' || b == b'{').count() > SERDE_JSON_DEPTH
 }
 
 impl Flat<'_> {
@@ -84,7 +73,7 @@ impl Flat<'_> {
 }
 
 /// The deepest value a put may store, in arrays and objects nested in one another. serde_json
-/// reads at most [`SERDE_JSON_DEPTH`] (127) levels in one document, and a state holds each value two levels down
+/// reads at most 127 levels in one document, and a state holds each value two levels down
 /// (`{"entries":{"key":value}}`): a deeper value could be put (a request holds it one level
 /// down), but the state holding it could not be read back. Every swap would be refused for as
 /// long as the key stayed, and a hibernating process would exit on waking, losing its state.
@@ -101,10 +90,7 @@ impl Request {
         if is_array(bytes) {
             return Err(array_refused(bytes));
         }
-        let flat = (!may_nest_too_deep(bytes))
-            .then(|| Flat::parse(bytes))
-            .flatten();
-        let request = match flat {
+        let request = match Flat::parse(bytes) {
             Some(request) => request,
             None => hotswap_guest::json::decode(bytes)
                 .map_err(|why| format!("unknown request: {why}"))?,
@@ -223,13 +209,18 @@ mod tests {
             Request::parse(deepest.as_bytes()),
             Ok(Request::Get { key: "a".into() })
         );
-        let too_deep = format!(r#"{{"op":"get","key":"a","x":{}}}"#, nested(127));
-        let error = Request::parse(too_deep.as_bytes()).unwrap_err();
-        assert!(
-            error.starts_with("unknown request: ") && error.contains("recursion limit exceeded"),
-            "{error}"
-        );
-        // Many brackets that do not nest take the slow path, which reads them the same.
+        // In a field no request uses, and in a get's `value`, which a get ignores but the
+        // flat path reads.
+        for field in ["x", "value"] {
+            let too_deep = format!(r#"{{"op":"get","key":"a","{field}":{}}}"#, nested(127));
+            let error = Request::parse(too_deep.as_bytes()).unwrap_err();
+            assert!(
+                error.starts_with("unknown request: ")
+                    && error.contains("recursion limit exceeded"),
+                "{field}: {error}"
+            );
+        }
+        // Many brackets that do not nest are read as any other value.
         let wide = format!(
             r#"{{"op":"put","key":"a","value":[{}[]]}}"#,
             "[],".repeat(200)

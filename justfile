@@ -37,14 +37,14 @@ demo: guests-rust build
     scripts/demo.sh
 
 # Measures call and cast throughput, swap pauses, latency under swaps, spawn rate, memory per
-# process and load times; the BEAM's first, in the same command, when Erlang and Elixir are
-# installed (`just bench-beam` installs them). Writes target/bench/*.json.
+# process and load times; when Erlang and Elixir are installed (`just bench-beam` installs
+# them), each group on the BEAM right before ours, in the same command. Writes
+# target/bench/*.json.
 
 # Measure hotswap beside the BEAM: a table, the issue's goals, and JSON in target/bench/.
 bench: guests
     cargo build --release -p hotswap-bench
-    if command -v elixir >/dev/null; then scripts/bench-beam.sh target/bench/beam.json; else rm -f target/bench/beam.json; fi
-    target/release/hotswap-bench
+    if command -v elixir >/dev/null; then target/release/hotswap-bench --with-beam; else rm -f target/bench/beam.json; target/release/hotswap-bench; fi
 
 # The same benchmark of the seed's KV on the BEAM (installs Erlang and Elixir from Debian).
 bench-beam:

@@ -441,30 +441,38 @@ defmodule Bench do
 
   # ---- the run -------------------------------------------------------------------------------
 
-  def main([out]) do
+  # The groups, in the order a whole run takes them; `--only` runs some of them, as
+  # `hotswap-bench --with-beam` does right before each of its own.
+  @groups ["messaging", "swaps", "processes"]
+
+  defp group("messaging", s, _v) do
+    # Per round.
+    [call_rtt(1, div(80_000, s)), call_rtt(2, div(80_000, s)), cast_throughput(div(200_000, s))]
+  end
+
+  defp group("swaps", s, v) do
+    [
+      swap_pause("swap_pause_1kib", div(1024, 17), div(200, s), v),
+      swap_pause("swap_pause_1mib", div(100_000, s), div(200, s), v),
+      latency_under_load(if(s == 1, do: 5_000, else: 1_000), v, swaps: false),
+      latency_under_load(if(s == 1, do: 5_000, else: 1_000), v, swaps: true)
+    ]
+  end
+
+  defp group("processes", s, _v) do
+    [spawn_rate(div(50_000, s)) | memory(div(10_000, s)) ++ memory(div(100_000, s))]
+  end
+
+  def run(groups, out) do
     started = now()
     s = scale()
     v = versions()
-    step = fn label, f -> log(label); f.() end
 
     metrics =
-      Enum.concat([
-        step.("messaging ...", fn ->
-          # Per round.
-          [call_rtt(1, div(80_000, s)), call_rtt(2, div(80_000, s)), cast_throughput(div(200_000, s))]
-        end),
-        step.("swaps ...", fn ->
-          [
-            swap_pause("swap_pause_1kib", div(1024, 17), div(200, s), v),
-            swap_pause("swap_pause_1mib", div(100_000, s), div(200, s), v),
-            latency_under_load(if(s == 1, do: 5_000, else: 1_000), v, swaps: false),
-            latency_under_load(if(s == 1, do: 5_000, else: 1_000), v, swaps: true)
-          ]
-        end),
-        step.("processes ...", fn ->
-          [spawn_rate(div(50_000, s)) | memory(div(10_000, s)) ++ memory(div(100_000, s))]
-        end)
-      ])
+      Enum.flat_map(groups, fn name ->
+        log("#{name} ...")
+        group(name, s, v)
+      end)
 
     cleanup(v)
 
@@ -482,6 +490,24 @@ defmodule Bench do
     IO.puts("written to #{out} in #{Float.round((now() - started) / 1.0e9, 1)} s")
   end
 
+  def main(["--only", groups, out]) do
+    groups = String.split(groups, ",", trim: true)
+
+    case groups -- @groups do
+      [] when groups != [] ->
+        run(groups, out)
+
+      [] ->
+        log("kv_bench: --only needs a group (the groups: #{Enum.join(@groups, ", ")})")
+        System.halt(2)
+
+      unknown ->
+        log("kv_bench: no such group: #{Enum.join(unknown, ", ")} (the groups: #{Enum.join(@groups, ", ")})")
+        System.halt(2)
+    end
+  end
+
+  def main([out]), do: run(@groups, out)
   def main(["--memory", n]), do: memory_child(String.to_integer(n))
   def main(_), do: main(["target/bench/beam.json"])
 

@@ -1,7 +1,8 @@
-//! `just bench`: measures hotswap on this machine and, when the BEAM's figures are there
-//! (`just bench-beam` writes them), prints them side by side with ratios and the goals of
-//! the performance issue. Writes the whole run as JSON.
+//! `just bench`: measures hotswap on this machine and, with `--with-beam` (or when the
+//! BEAM's figures are already there: `just bench-beam` writes them), prints them side by
+//! side with ratios and the goals of the performance issue. Writes the whole run as JSON.
 
+mod beam;
 mod memory;
 mod report;
 mod scenarios;
@@ -15,6 +16,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use hotswap::{Allocation, ModuleVersion, Node, NodeOptions, Policy};
 
+use crate::beam::BeamSide;
 use crate::report::Run;
 use crate::stats::Metric;
 
@@ -26,9 +28,17 @@ struct Args {
     /// Where the other languages' kv components are (kv_py.wasm, kv_js.wasm, kv_c.wasm).
     #[arg(long, default_value = "guests/out")]
     polyglot: PathBuf,
-    /// The BEAM's figures, from `just bench-beam`.
+    /// The BEAM's figures: read from here (`just bench-beam` writes them), or, with
+    /// `--with-beam`, written here.
     #[arg(long, default_value = "target/bench/beam.json")]
     beam: PathBuf,
+    /// Measure the BEAM's side too, each group right before ours (needs `elixir` on PATH;
+    /// `just bench-beam` installs it).
+    #[arg(long)]
+    with_beam: bool,
+    /// The BEAM's side of the benchmark, for `--with-beam`.
+    #[arg(long, default_value = "bench/beam/kv_bench.exs")]
+    beam_script: PathBuf,
     /// Where to write this run.
     #[arg(long, default_value = "target/bench/hotswap.json")]
     out: PathBuf,
@@ -63,6 +73,15 @@ async fn main() -> Result<()> {
         .await
         .context("kv v0 (run `just guests`)")?;
     let v1 = node.load_file("kv", load("kv_v1")).await.context("kv v1")?;
+    let scratch = args.out.parent().unwrap_or(std::path::Path::new("."));
+    let mut beam_side = args.with_beam.then(|| {
+        BeamSide::new(
+            "elixir".into(),
+            args.beam_script.clone(),
+            scratch,
+            args.quick,
+        )
+    });
     let mut metrics: Vec<Metric> = Vec::new();
     let mut record = |metric: Metric| {
         eprintln!("  measured {}", metric.name);
@@ -70,6 +89,9 @@ async fn main() -> Result<()> {
     };
 
     if args.runs("messaging") {
+        if let Some(beam) = &mut beam_side {
+            beam.measure("messaging").await;
+        }
         eprintln!("messaging ...");
         // Per round, of `scenarios::ROUNDS`.
         record(scenarios::call_rtt(&node, &v0, 1, 80_000 / scale).await?);
@@ -78,6 +100,9 @@ async fn main() -> Result<()> {
     }
 
     if args.runs("swaps") {
+        if let Some(beam) = &mut beam_side {
+            beam.measure("swaps").await;
+        }
         eprintln!("swaps ...");
         // 2,000 samples, so that the p99 (the goal) rests on the 20 slowest, not on the
         // second slowest of 200; about half a second.
@@ -133,6 +158,9 @@ async fn main() -> Result<()> {
 
     drop(node);
     if args.runs("processes") {
+        if let Some(beam) = &mut beam_side {
+            beam.measure("processes").await;
+        }
         eprintln!("processes ...");
         memory::allow_many_mappings(110_000);
         for n in [10_000, 100_000] {
@@ -194,24 +222,55 @@ async fn main() -> Result<()> {
         metrics,
         ..Run::default()
     };
-    let beam: Option<Run> = std::fs::read(&args.beam)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let (beam, beam_failures) = match beam_side {
+        Some(side) => {
+            let (beam, failures) = side.finish();
+            if let Some(beam) = &beam {
+                write_json(&args.beam, beam)?;
+            }
+            (beam, failures)
+        }
+        None => {
+            let beam = std::fs::read(&args.beam)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            (beam, Vec::new())
+        }
+    };
     println!();
     report::print_table(&run, beam.as_ref());
     report::print_goals(&report::goals(&run, beam.as_ref()));
-    if beam.is_none() {
-        println!(
-            "(no BEAM figures at {}: run `just bench-beam` for the comparison)",
+    match &beam {
+        Some(beam) if args.with_beam => println!(
+            "(the BEAM: {}, each group measured right before ours)",
+            beam.describe()
+        ),
+        Some(beam) => println!(
+            "(the BEAM: {}, read from {}, from an earlier run)",
+            beam.describe(),
             args.beam.display()
-        );
+        ),
+        None if args.with_beam => println!("(the BEAM measured nothing)"),
+        None => println!(
+            "(no BEAM figures at {}: run `just bench` with Elixir installed for the comparison)",
+            args.beam.display()
+        ),
     }
-    if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir)?;
+    for failure in &beam_failures {
+        println!("(the BEAM's {failure})");
     }
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&run)?)?;
+    write_json(&args.out, &run)?;
     println!("written to {}", args.out.display());
     Ok(())
+}
+
+/// Writes `run` as JSON at `path`, making its directory.
+fn write_json(path: &std::path::Path, run: &Run) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_vec_pretty(run)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The other languages' kv components that are built.

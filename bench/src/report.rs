@@ -21,6 +21,16 @@ impl Run {
     pub fn get(&self, name: &str) -> Option<&Metric> {
         self.metrics.iter().find(|m| m.name == name)
     }
+
+    /// What ran, as the BEAM's side records it: `OTP 25, Elixir 1.14.0`; the runtime's
+    /// name for a run that records no versions.
+    pub fn describe(&self) -> String {
+        let version = |key: &str| self.other.get(key).and_then(serde_json::Value::as_str);
+        match (version("otp"), version("elixir")) {
+            (Some(otp), Some(elixir)) => format!("OTP {otp}, Elixir {elixir}"),
+            _ => self.runtime.clone(),
+        }
+    }
 }
 
 fn fmt(value: Option<f64>) -> String {
@@ -181,7 +191,15 @@ pub fn goals(ours: &Run, beam: Option<&Run>) -> Vec<Goal> {
         );
     }
     let hundred_k = ours_of("memory_per_idle_process_100k");
-    goal("100,000 live processes".into(), Some(hundred_k.is_some()));
+    // Not judged when the processes group did not run at all (`--only`).
+    let processes_ran = ours
+        .metrics
+        .iter()
+        .any(|m| m.name.starts_with("spawn_rate") || m.name.starts_with("memory_per"));
+    goal(
+        "100,000 live processes".into(),
+        processes_ran.then_some(hundred_k.is_some()),
+    );
     let spawn = ours_of("spawn_rate_100k")
         .or_else(|| ours_of("spawn_rate_10k"))
         .and_then(|m| m.value);
@@ -211,5 +229,51 @@ pub fn print_goals(goals: &[Goal]) {
             None => "n/a    ",
         };
         println!("  [{mark}] {}", goal.text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_of(names: &[&str]) -> Run {
+        Run {
+            runtime: "hotswap".into(),
+            metrics: names
+                .iter()
+                .map(|name| Metric {
+                    name: name.to_string(),
+                    unit: "bytes".into(),
+                    value: Some(28_000.0),
+                    ..Metric::default()
+                })
+                .collect(),
+            ..Run::default()
+        }
+    }
+
+    fn verdict(run: &Run, starts: &str) -> Option<bool> {
+        let goals = goals(run, None);
+        let goal = goals.iter().find(|g| g.text.starts_with(starts));
+        goal.expect("the goal is listed").met
+    }
+
+    #[test]
+    fn the_live_processes_goal_is_judged_only_when_processes_were_measured() {
+        let live = "100,000 live processes";
+        assert_eq!(verdict(&run_of(&["call_rtt_1"]), live), None);
+        let ten_k = ["spawn_rate_10k", "memory_per_idle_process_10k"];
+        assert_eq!(verdict(&run_of(&ten_k), live), Some(false));
+        let both = [ten_k[0], ten_k[1], "memory_per_idle_process_100k"];
+        assert_eq!(verdict(&run_of(&both), live), Some(true));
+    }
+
+    #[test]
+    fn a_run_is_described_by_its_versions_or_its_runtime() {
+        let mut beam = run_of(&[]);
+        assert_eq!(beam.describe(), "hotswap");
+        beam.other.insert("otp".into(), "25".into());
+        beam.other.insert("elixir".into(), "1.14.0".into());
+        assert_eq!(beam.describe(), "OTP 25, Elixir 1.14.0");
     }
 }

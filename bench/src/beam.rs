@@ -1,0 +1,177 @@
+//! The BEAM's side of the comparison, measured group by group right before ours.
+//!
+//! A goal is a ratio of two figures, and on this shared machine one minute can run at half
+//! the speed of the next. Run whole, the BEAM's side took about three minutes before ours
+//! began, and our processes group came a quarter of an hour after the BEAM's. Here each
+//! group (messaging, swaps, processes) runs in a BEAM of its own, `elixir
+//! bench/beam/kv_bench.exs --only GROUP`, which exits before the same group of ours
+//! starts: the two sides of a ratio are measured a minute apart at most, and never at the
+//! same time.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use tokio::process::Command;
+
+use crate::report::Run;
+
+/// How long one group may take on the BEAM: its slowest, the processes group, takes about
+/// a minute.
+const GROUP_TIME_LIMIT: Duration = Duration::from_secs(170);
+
+/// How much of a failed run's standard error a report quotes.
+const STDERR_TAIL_LINES: usize = 5;
+
+/// The BEAM's figures measured so far, and the groups it could not measure.
+pub struct BeamSide {
+    /// `elixir`, as a rule: what runs `script`.
+    program: PathBuf,
+    script: PathBuf,
+    /// Where each group's figures are written, then read back.
+    scratch: PathBuf,
+    quick: bool,
+    run: Option<Run>,
+    failures: Vec<String>,
+}
+
+impl BeamSide {
+    /// Runs `program script --only GROUP OUT` for each group (`elixir kv_bench.exs`),
+    /// writing each group's figures in `scratch`; with `quick`, a smoke run with a tenth of
+    /// the samples, as ours.
+    pub fn new(program: PathBuf, script: PathBuf, scratch: &Path, quick: bool) -> Self {
+        Self {
+            program,
+            script,
+            scratch: scratch.to_path_buf(),
+            quick,
+            run: None,
+            failures: Vec::new(),
+        }
+    }
+
+    /// Measures `group` on the BEAM. A failure is printed and kept, not fatal: the run goes
+    /// on, and that group's rows show no BEAM figure.
+    pub async fn measure(&mut self, group: &str) {
+        eprintln!("{group} on the BEAM ...");
+        match self.try_measure(group).await {
+            Ok(run) => match &mut self.run {
+                None => self.run = Some(run),
+                Some(all) => all.metrics.extend(run.metrics),
+            },
+            Err(error) => {
+                let failure = format!("{group}: {error:#}");
+                eprintln!("  the BEAM's {failure}");
+                self.failures.push(failure);
+            }
+        }
+    }
+
+    async fn try_measure(&self, group: &str) -> Result<Run> {
+        let out = self.scratch.join(format!("beam-{group}.json"));
+        std::fs::create_dir_all(&self.scratch)
+            .with_context(|| format!("creating {}", self.scratch.display()))?;
+        // A file left by an earlier run must not pass for this one's.
+        match std::fs::remove_file(&out) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error).with_context(|| format!("removing {}", out.display())),
+        }
+        let mut command = Command::new(&self.program);
+        command
+            .arg(&self.script)
+            .args(["--only", group])
+            .arg(&out)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if self.quick {
+            command.env("BEAM_BENCH_QUICK", "1");
+        }
+        // Its table goes unread: ours prints both sides.
+        let output = tokio::time::timeout(GROUP_TIME_LIMIT, command.output())
+            .await
+            .map_err(|_| anyhow::anyhow!("did not finish within {GROUP_TIME_LIMIT:?}"))?
+            .with_context(|| format!("cannot run {}", self.program.display()))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let lines: Vec<&str> = stderr.lines().collect();
+            let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n");
+            bail!(
+                "{} --only {group} exited with {}: {tail}",
+                self.script.display(),
+                output.status
+            );
+        }
+        let bytes = std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a run's figures", out.display()))
+    }
+
+    /// Every group's figures as one run (none if no group was measured), and a line for each
+    /// group that failed.
+    pub fn finish(self) -> (Option<Run>, Vec<String>) {
+        (self.run, self.failures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for `elixir kv_bench.exs`, run by `sh`: it measures one figure per group,
+    /// and fails the swaps group as a broken BEAM would.
+    const FAKE_BENCH: &str = r#"
+group=$2 out=$3
+if [ "$group" = swaps ]; then
+    echo "starting the VM" >&2
+    echo "** (RuntimeError) the swaps went wrong" >&2
+    exit 1
+fi
+printf '{"runtime":"beam","otp":"25","elixir":"1.14.0","metrics":[{"name":"%s_figure","unit":"us","p50":1.5}]}' "$group" >"$out"
+"#;
+
+    #[tokio::test]
+    async fn each_group_is_measured_apart_and_a_failed_one_is_named_with_its_cause() {
+        let dir = std::env::temp_dir().join(format!("beam-side-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("fake_bench.sh");
+        std::fs::write(&script, FAKE_BENCH).unwrap();
+        let mut side = BeamSide::new("sh".into(), script, &dir, false);
+        for group in ["messaging", "swaps", "processes"] {
+            side.measure(group).await;
+        }
+        let (run, failures) = side.finish();
+        let run = run.expect("two groups were measured");
+        let names: Vec<&str> = run.metrics.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["messaging_figure", "processes_figure"]);
+        assert_eq!(run.describe(), "OTP 25, Elixir 1.14.0");
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(failures[0].starts_with("swaps: "), "{failures:?}");
+        assert!(
+            failures[0].ends_with("the swaps went wrong"),
+            "the cause is quoted: {failures:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_missing_runner_is_a_failure_not_a_panic() {
+        let dir = std::env::temp_dir().join(format!("beam-side-none-{}", std::process::id()));
+        let mut side = BeamSide::new(
+            "/nonexistent/elixir".into(),
+            "kv_bench.exs".into(),
+            &dir,
+            false,
+        );
+        side.measure("messaging").await;
+        let (run, failures) = side.finish();
+        assert!(run.is_none());
+        assert_eq!(failures.len(), 1);
+        assert!(
+            failures[0].contains("cannot run /nonexistent/elixir"),
+            "{failures:?}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,6 +1,8 @@
 //! The on-disk compile cache: a second node start loads from it; a damaged or foreign entry
 //! is detected before use, and rebuilt.
 
+use std::time::Duration;
+
 use hotswap::code::Origin;
 use hotswap::{Node, NodeOptions, Policy};
 
@@ -98,6 +100,56 @@ async fn a_second_start_loads_from_the_cache_and_damage_is_rebuilt() {
     node.spawn(hotswap::SpawnSpec::new("kv").name("kv"))
         .await
         .expect("spawn from cached code");
+    let kv = hotswap::ProcessRef::from("kv");
+    assert_eq!(
+        put(&node, &kv, "a", serde_json::json!(1)).await,
+        serde_json::json!(null)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_settled_entry_is_loaded_by_its_stamp_and_a_later_write_is_still_caught() {
+    let dir = std::env::temp_dir().join(format!("hotswap-settled-{}", rand::random::<u64>()));
+    let load = || async { node(&dir).load_file("kv", guest("kv-v1")).await };
+    assert_eq!(load().await.expect("load").origin, Origin::Compiled);
+    // Loads this soon after the compile digest the code: a write in the same clock tick as
+    // its stamp would not show in it.
+    assert_eq!(load().await.expect("load").origin, Origin::Cached);
+    let remembered = || std::fs::read_dir(dir.join("files")).map_or(0, |d| d.count());
+    assert_eq!(remembered(), 1, "the guest file only");
+
+    tokio::time::sleep(hotswap::code::file_hashes::SETTLED + Duration::from_millis(200)).await;
+    assert_eq!(load().await.expect("load").origin, Origin::Cached);
+    assert_eq!(
+        remembered(),
+        2,
+        "and now the entry's code, checked against its seal"
+    );
+    assert_eq!(load().await.expect("load").origin, Origin::Cached);
+
+    // One byte flipped in place, the length unchanged: the write changes the file's stamp,
+    // so the next load digests the code again and rebuilds the entry.
+    let code = std::fs::read_dir(&dir)
+        .expect("cache dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .expect("the entry's code");
+    let mut bytes = std::fs::read(&code).expect("entry");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&code, &bytes).expect("damage");
+    let rebuilt = load().await.expect("load");
+    assert_eq!(
+        rebuilt.origin,
+        Origin::Compiled,
+        "a damaged entry is never used"
+    );
+    let node = node(&dir);
+    node.load_file("kv", guest("kv-v1")).await.expect("load");
+    node.spawn(hotswap::SpawnSpec::new("kv").name("kv"))
+        .await
+        .expect("spawn from the rebuilt entry");
     let kv = hotswap::ProcessRef::from("kv");
     assert_eq!(
         put(&node, &kv, "a", serde_json::json!(1)).await,

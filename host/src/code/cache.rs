@@ -7,8 +7,20 @@
 //! it, mapped into memory as it is (no copy) when loaded; and `<name>.seal`, written last,
 //! with a magic line, the code's length and digest, and the `vsn` the component exported.
 //! The digest is XXH3-128 over the two halves of the code, hashed on two threads, then over
-//! the two digests: a Python guest's 34 MB of code is most of a cached load's time. Both are checked before the code is handed to wasmtime, so a truncated,
+//! the two digests. Both are checked before the code is handed to wasmtime, so a truncated,
 //! corrupted, unsealed or mixed-up entry is detected, dropped and rebuilt, never trusted.
+//!
+//! Digesting a Python guest's 34 MB of code was half of its cached load (4-5 ms of 8-9).
+//! So a load that found the code matching its seal remembers the code file's stamp
+//! (`file_hashes.rs`: device, inode, size, and modification and change times to the
+//! nanosecond), and a later load that finds the same stamp and the same seal digest skips
+//! the digest. Any write to the file changes its change time, and a file renamed over it
+//! has another inode: such an entry is digested again. A file is remembered only once it
+//! had not changed for [`SETTLED`](crate::code::file_hashes::SETTLED) when stamped (a
+//! write in the same clock tick as the stamp would not show in it), so the loads right
+//! after a compile digest it. What a stamp cannot see is damage that no write made: the
+//! disk's own (ext4 keeps no checksum of file data). Deleting the cache directory's
+//! `files` makes every entry digested once more.
 //!
 //! What this does not defend against: someone who can write to the cache directory can put
 //! a consistent, malicious entry there (the digest finds accidents, not attacks). The
@@ -20,6 +32,8 @@ use std::path::{Path, PathBuf};
 
 use twox_hash::XxHash3_128;
 use wasmtime::Engine;
+
+use crate::code::file_hashes::{FileHashes, FileStamp};
 use wasmtime::component::Component;
 
 const SEAL_MAGIC: &str = "hotswap compiled component v3";
@@ -52,6 +66,8 @@ fn digest(code: &[u8]) -> u128 {
 pub struct CompileCache {
     dir: PathBuf,
     engine_hash: String,
+    /// The code files a load found to match their seals, by stamp.
+    verified: FileHashes,
 }
 
 /// How a component was obtained.
@@ -125,6 +141,7 @@ impl CompileCache {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Self {
+            verified: FileHashes::new(&dir),
             dir,
             engine_hash: format!("{:016x}", hasher.finish()),
         }
@@ -183,6 +200,13 @@ impl CompileCache {
     fn check(&self, code: &Path, seal_text: &str) -> Result<Seal, &'static str> {
         let seal = Seal::parse(seal_text)?;
         let file = File::open(code).map_err(|_| "its code file is missing")?;
+        let stamp = FileStamp::of_open(code, &file);
+        let sealed_digest = format!("{:032x}", seal.digest);
+        let remembered = stamp.as_ref().and_then(|stamp| self.verified.recall(stamp));
+        if remembered.as_deref() == Some(sealed_digest.as_str()) {
+            // This very file was digested against this seal's digest, and is unchanged.
+            return Ok(seal);
+        }
         // SAFETY: a read-only private mapping, read only to hash it; a concurrent writer
         // would replace the file by renaming, never change it in place. Not populated up
         // front: the two halves then fault their pages in on two threads, in parallel with
@@ -197,6 +221,12 @@ impl CompileCache {
         }
         if Engine::detect_precompiled(&map).is_none() {
             return Err("its code is not a precompiled wasmtime artifact");
+        }
+        // Remembered only if the file did not change while it was digested.
+        if let Some(stamp) = stamp
+            && FileStamp::of_open(code, &file).as_ref() == Some(&stamp)
+        {
+            self.verified.remember(&stamp, &sealed_digest);
         }
         Ok(seal)
     }
@@ -268,6 +298,70 @@ mod tests {
         }
         code.pop();
         assert_ne!(digest(&code), sealed, "one byte shorter");
+    }
+
+    /// A cache in a fresh directory whose index remembers files at once, with one sealed
+    /// entry of an empty component; its code file.
+    fn cache_with_an_entry(test: &str, engine: &Engine) -> (CompileCache, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("hotswap-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut cache = CompileCache::new(dir.clone(), engine);
+        cache.verified = FileHashes::new(&dir).settled_after(std::time::Duration::ZERO);
+        let code = engine.precompile_component(b"(component)").unwrap();
+        cache.store(HASH, &code);
+        cache.seal(HASH, &code, "1");
+        let entry = cache.entry(HASH);
+        (cache, entry)
+    }
+
+    const HASH: &str = "0000000000000000000000000000000000000000000000000000000000000001";
+
+    /// Longer than a coarse filesystem clock tick, so that a write shows in the stamp.
+    const TICK: std::time::Duration = std::time::Duration::from_millis(20);
+
+    #[test]
+    fn a_load_remembers_the_code_it_checked_and_a_later_write_is_checked_again() {
+        let engine = Engine::default();
+        let (cache, entry) = cache_with_an_entry("cache-verified", &engine);
+        let stamp = || FileStamp::of_open(&entry, &File::open(&entry).unwrap()).unwrap();
+        assert_eq!(cache.verified.recall(&stamp()), None, "not yet checked");
+
+        assert!(cache.load(&engine, HASH).is_some());
+        let seal = Seal::parse(&std::fs::read_to_string(cache.seal_path(HASH)).unwrap());
+        let sealed = format!("{:032x}", seal.unwrap().digest);
+        assert_eq!(cache.verified.recall(&stamp()), Some(sealed));
+        assert!(cache.load(&engine, HASH).is_some(), "loaded by its stamp");
+
+        // The same length, one byte flipped in place: the stamp changes, so the code is
+        // digested again, found damaged, and dropped.
+        std::thread::sleep(TICK);
+        let mut code = std::fs::read(&entry).unwrap();
+        let last = code.len() - 1;
+        code[last] ^= 0xff;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&entry)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, &code))
+            .unwrap();
+        assert!(cache.load(&engine, HASH).is_none());
+        assert!(!entry.exists(), "the damaged entry is removed");
+        std::fs::remove_dir_all(cache.dir()).unwrap();
+    }
+
+    #[test]
+    fn a_remembered_code_file_under_a_new_seal_is_checked_against_it() {
+        let engine = Engine::default();
+        let (cache, entry) = cache_with_an_entry("cache-reseal", &engine);
+        assert!(cache.load(&engine, HASH).is_some());
+        // A seal that records another digest for the same, unchanged code file.
+        let other = Seal {
+            length: std::fs::metadata(&entry).unwrap().len(),
+            digest: 7,
+            vsn: "1".into(),
+        };
+        std::fs::write(cache.seal_path(HASH), other.to_text()).unwrap();
+        assert!(cache.load(&engine, HASH).is_none(), "digested, and refused");
+        std::fs::remove_dir_all(cache.dir()).unwrap();
     }
 
     #[test]

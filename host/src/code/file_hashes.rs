@@ -1,7 +1,10 @@
-//! Remembers the SHA-256 of component files by what `stat` says of them, so that loading an
-//! unchanged file again (a node's second start, a swap to a file already loaded) costs a
-//! `stat` instead of reading and hashing it: 25 ms for an 18 MB Python guest, most of a
-//! cached load. This is what git's index and ccache's direct mode do.
+//! Remembers the digests of files by what `stat` says of them, so that loading an unchanged
+//! file again (a node's second start, a swap to a file already loaded) costs a `stat`
+//! instead of reading and hashing it. This is what git's index and ccache's direct mode do.
+//! Two kinds of file are remembered: a component, by its SHA-256 (its identity; 25 ms for an
+//! 18 MB Python guest), and the compiled code of a cache entry, by the digest its seal
+//! records, once a load has checked the two against each other (`cache.rs`; 4-5 ms of a
+//! Python guest's cached load).
 //!
 //! A file is known by its canonical path, device, inode, size, and modification and change
 //! times to the nanosecond. Any write to the file changes its change time, which no
@@ -44,6 +47,8 @@ pub struct FileHashes {
 pub struct FileStamp {
     path: PathBuf,
     stamp: String,
+    /// The file's size, also part of `stamp`.
+    length: u64,
     changed: SystemTime,
     taken: SystemTime,
 }
@@ -61,21 +66,27 @@ impl Eq for FileStamp {}
 /// stamp is taken from the open file before and after the read, and is `None` if the two
 /// differ (it changed while it was read) or the path has no canonical form.
 pub fn read_stamped(path: &Path) -> std::io::Result<(Vec<u8>, Option<FileStamp>)> {
-    let taken = SystemTime::now();
     let mut file = File::open(path)?;
-    let before = file.metadata()?;
-    let mut bytes = Vec::with_capacity(usize::try_from(before.size()).unwrap_or(0));
+    let before = FileStamp::of_open(path, &file);
+    let length = before.as_ref().map_or(0, |stamp| stamp.length);
+    let mut bytes = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
     file.read_to_end(&mut bytes)?;
-    let after = file.metadata()?;
-    let stamp = std::fs::canonicalize(path).ok().and_then(|canonical| {
-        let before = FileStamp::from_metadata(canonical.clone(), &before, taken);
-        let after = FileStamp::from_metadata(canonical, &after, taken);
-        (before == after).then_some(before)
-    });
+    let after = FileStamp::of_open(path, &file);
+    let stamp = before.filter(|before| after.as_ref() == Some(before));
     Ok((bytes, stamp))
 }
 
 impl FileStamp {
+    /// Stamps the open `file`, which was opened at `path`: what was, or will be, read from
+    /// it is what the stamp describes, whatever `path` names meanwhile. `None` when `path`
+    /// has no canonical form or the file no metadata.
+    pub fn of_open(path: &Path, file: &File) -> Option<Self> {
+        let taken = SystemTime::now();
+        let meta = file.metadata().ok()?;
+        let path = std::fs::canonicalize(path).ok()?;
+        Some(Self::from_metadata(path, &meta, taken))
+    }
+
     /// Stamps the file at `path` (canonicalized, so that two spellings share an entry).
     pub fn of(path: &Path) -> std::io::Result<Self> {
         let taken = SystemTime::now();
@@ -108,6 +119,7 @@ impl FileStamp {
         Self {
             path,
             stamp,
+            length: meta.size(),
             changed,
             taken,
         }
@@ -137,12 +149,19 @@ impl FileHashes {
         }
     }
 
+    /// The same index, remembering files that had not changed for `settled`: tests wait
+    /// less than [`SETTLED`].
+    #[cfg(test)]
+    pub fn settled_after(self, settled: Duration) -> Self {
+        Self { settled, ..self }
+    }
+
     fn entry(&self, path: &Path) -> PathBuf {
         let key = XxHash3_128::oneshot(path.as_os_str().as_encoded_bytes());
         self.dir.join(format!("{key:032x}"))
     }
 
-    /// The SHA-256 recorded for a file with exactly this stamp, if any.
+    /// The digest (in hex) recorded for a file with exactly this stamp, if any.
     pub fn recall(&self, stamp: &FileStamp) -> Option<String> {
         let text = std::fs::read_to_string(self.entry(&stamp.path)).ok()?;
         let mut lines = text.lines();
@@ -151,8 +170,8 @@ impl FileHashes {
             && lines.next() == Some(stamp.path.display().to_string().as_str()))
         .then(|| lines.next())
         .flatten()?;
-        let is_sha256 = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
-        is_sha256.then(|| hash.to_string())
+        let is_hex = !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        is_hex.then(|| hash.to_string())
     }
 
     /// Records `hash` for the contents `stamp` describes (from [`read_stamped`]), if the
@@ -188,10 +207,7 @@ mod tests {
     }
 
     fn settled_after(dir: &Path, settled: Duration) -> FileHashes {
-        FileHashes {
-            settled,
-            ..FileHashes::new(dir)
-        }
+        FileHashes::new(dir).settled_after(settled)
     }
 
     #[test]

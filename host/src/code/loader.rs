@@ -68,7 +68,8 @@ impl Loader {
     /// The SHA-256 recorded for the file `stamp` describes, when the cache remembers it
     /// (see [`FileHashes`]): the file need not be read to be identified.
     pub fn recall(&self, stamp: &FileStamp) -> Option<String> {
-        self.file_hashes.as_ref()?.recall(stamp)
+        let hash = self.file_hashes.as_ref()?.recall(stamp)?;
+        (hash.len() == 64).then_some(hash)
     }
 
     /// Remembers that the contents `stamp` describes (as [`read_stamped`] read them) hash

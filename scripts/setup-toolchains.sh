@@ -112,13 +112,15 @@ setup_js() {
     local lock drift status=0
     start
     lock=$(mktemp -t hotswap-package-lock.XXXXXX)
-    cp "$dir/package-lock.json" "$lock"
+    # With its time: restored below, the lock must stay older than the install's mark. A
+    # copy made now would share the mark's clock tick, and `-nt` would find them equal.
+    cp -p "$dir/package-lock.json" "$lock"
     (cd "$dir" && npm install --no-audit --no-fund --loglevel=error >/dev/null) ||
         { rm -f "$lock"; fail js "npm install in $dir failed"; return; }
     drift=$(node scripts/npm-lock-drift.js "$lock" "$dir/package-lock.json") || status=$?
     # The committed lock stays as it is; the install is marked newer than it, so that the next
     # run finds it ready.
-    cp "$lock" "$dir/package-lock.json"
+    cp -p "$lock" "$dir/package-lock.json"
     touch "$dir/node_modules/.package-lock.json"
     if ((status != 0)); then
         rm -f "$lock"

@@ -491,7 +491,7 @@ defmodule Bench do
   end
 
   def main(["--only", groups, out]) do
-    groups = String.split(groups, ",", trim: true)
+    groups = groups |> String.split(",", trim: true) |> Enum.uniq()
 
     case groups -- @groups do
       [] when groups != [] ->
@@ -505,6 +505,11 @@ defmodule Bench do
         log("kv_bench: no such group: #{Enum.join(unknown, ", ")} (the groups: #{Enum.join(@groups, ", ")})")
         System.halt(2)
     end
+  end
+
+  def main(["--only" | _]) do
+    log("kv_bench: usage: kv_bench.exs --only GROUP[,GROUP] OUT.json (the groups: #{Enum.join(@groups, ", ")})")
+    System.halt(2)
   end
 
   def main([out]), do: run(@groups, out)

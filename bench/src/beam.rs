@@ -1,12 +1,12 @@
 //! The BEAM's side of the comparison, measured group by group right before ours.
 //!
 //! A goal is a ratio of two figures, and on this shared machine one minute can run at half
-//! the speed of the next. Run whole, the BEAM's side took about three minutes before ours
-//! began, and our processes group came a quarter of an hour after the BEAM's. Here each
-//! group (messaging, swaps, processes) runs in a BEAM of its own, `elixir
-//! bench/beam/kv_bench.exs --only GROUP`, which exits before the same group of ours
-//! starts: the two sides of a ratio are measured a minute apart at most, and never at the
-//! same time.
+//! the speed of the next. Run whole, the BEAM's side ran before all of ours, and our
+//! processes group came minutes after the BEAM's. Here each group (messaging, swaps,
+//! processes) runs in a BEAM of its own, `elixir bench/beam/kv_bench.exs --only GROUP`,
+//! which exits before the same group of ours starts: the two sides of a ratio are measured
+//! within a group's length of each other (under a minute per side), and never at the same
+//! time.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -21,8 +21,9 @@ use crate::report::Run;
 /// a minute.
 const GROUP_TIME_LIMIT: Duration = Duration::from_secs(170);
 
-/// How much of a failed run's standard error a report quotes.
-const STDERR_TAIL_LINES: usize = 5;
+/// How much of a failed run's standard error a report quotes, at most.
+const QUOTED_LINES: usize = 5;
+const QUOTED_BYTES: usize = 600;
 
 /// The BEAM's figures measured so far, and the groups it could not measure.
 pub struct BeamSide {
@@ -84,23 +85,38 @@ impl BeamSide {
             .args(["--only", group])
             .arg(&out)
             .stdin(Stdio::null())
+            // Its table goes unread: ours prints both sides.
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A group of its own, so that a run past its time is stopped with the VMs it
+            // started (the memory figures come from child VMs).
+            .process_group(0)
             .kill_on_drop(true);
         if self.quick {
             command.env("BEAM_BENCH_QUICK", "1");
         }
-        // Its table goes unread: ours prints both sides.
-        let output = tokio::time::timeout(GROUP_TIME_LIMIT, command.output())
-            .await
-            .map_err(|_| anyhow::anyhow!("did not finish within {GROUP_TIME_LIMIT:?}"))?
+        let child = command
+            .spawn()
             .with_context(|| format!("cannot run {}", self.program.display()))?;
+        let group_id = child.id();
+        let output = match tokio::time::timeout(GROUP_TIME_LIMIT, child.wait_with_output()).await {
+            Ok(output) => output.context("waiting for it")?,
+            Err(_) => {
+                if let Some(id) = group_id.and_then(|id| i32::try_from(id).ok()) {
+                    // SAFETY: a signal to the process group this run started, and nothing else.
+                    unsafe {
+                        libc::killpg(id, libc::SIGKILL);
+                    }
+                }
+                bail!("did not finish within {GROUP_TIME_LIMIT:?}, and was stopped");
+            }
+        };
         if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let lines: Vec<&str> = stderr.lines().collect();
-            let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n");
             bail!(
-                "{} --only {group} exited with {}: {tail}",
+                "{} --only {group} exited with {}: {}",
                 self.script.display(),
-                output.status
+                output.status,
+                cause(&String::from_utf8_lossy(&output.stderr))
             );
         }
         let bytes = std::fs::read(&out).with_context(|| format!("reading {}", out.display()))?;
@@ -112,6 +128,22 @@ impl BeamSide {
     /// group that failed.
     pub fn finish(self) -> (Option<Run>, Vec<String>) {
         (self.run, self.failures)
+    }
+}
+
+/// What a failed run's standard error says of its cause: from Elixir's `** (Error) ...` line
+/// on, where there is one (a stack trace follows it), else its last lines; at most
+/// [`QUOTED_LINES`] lines and about [`QUOTED_BYTES`] bytes.
+fn cause(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let from = lines
+        .iter()
+        .rposition(|line| line.trim_start().starts_with("** ("))
+        .unwrap_or(lines.len().saturating_sub(QUOTED_LINES));
+    let quoted = lines[from..(from + QUOTED_LINES).min(lines.len())].join("\n");
+    match quoted.char_indices().nth(QUOTED_BYTES) {
+        Some((cut, _)) => format!("{} ...", &quoted[..cut]),
+        None => quoted,
     }
 }
 
@@ -153,6 +185,21 @@ printf '{"runtime":"beam","otp":"25","elixir":"1.14.0","metrics":[{"name":"%s_fi
             "the cause is quoted: {failures:?}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_cause_is_quoted_from_elixirs_error_line_not_its_stack_trace() {
+        let stderr = "swaps ...\n** (MatchError) no match of right hand side value: :error\n    kv_bench.exs:140: Bench.swap/3\n    kv_bench.exs:270: Bench.swap_pause/4\n    (elixir 1.14.0) lib/enum.ex:4299: Enum.map/2\n    kv_bench.exs:460: Bench.run/2\n    kv_bench.exs:470: anonymous fn/1\n    (elixir) lib/code.ex:1: Code.eval/2\n";
+        let quoted = cause(stderr);
+        assert!(quoted.starts_with("** (MatchError) no match"), "{quoted}");
+        assert_eq!(quoted.lines().count(), QUOTED_LINES);
+        assert_eq!(
+            cause("a\nb\n\nc\n"),
+            "a\nb\nc",
+            "no error line: the last lines"
+        );
+        let long = "x".repeat(5 * QUOTED_BYTES);
+        assert_eq!(cause(&long).len(), QUOTED_BYTES + " ...".len());
     }
 
     #[tokio::test]

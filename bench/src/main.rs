@@ -225,8 +225,17 @@ async fn main() -> Result<()> {
     let (beam, beam_failures) = match beam_side {
         Some(side) => {
             let (beam, failures) = side.finish();
-            if let Some(beam) = &beam {
-                write_json(&args.beam, beam)?;
+            match &beam {
+                Some(beam) => write_json(&args.beam, beam)?,
+                // An earlier run's figures must not pass for this one's next time.
+                None => match std::fs::remove_file(&args.beam) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => {
+                        return Err(error)
+                            .with_context(|| format!("removing {}", args.beam.display()));
+                    }
+                },
             }
             (beam, failures)
         }
@@ -239,7 +248,8 @@ async fn main() -> Result<()> {
     };
     println!();
     report::print_table(&run, beam.as_ref());
-    report::print_goals(&report::goals(&run, beam.as_ref()));
+    let goals = report::goals(&run, beam.as_ref(), args.runs("processes"));
+    report::print_goals(&goals);
     match &beam {
         Some(beam) if args.with_beam => println!(
             "(the BEAM: {}, each group measured right before ours)",

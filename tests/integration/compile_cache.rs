@@ -95,7 +95,13 @@ async fn a_second_start_loads_from_the_cache_and_damage_is_rebuilt() {
     assert_eq!(&*seventh.vsn, "1", "the vsn comes from the seal");
 
     // The cache serves the node that made it: calls work on a cached component.
-    let node = node(&dir);
+    assert_serves_calls(&dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A node on the cache in `dir` loads kv from it, and a kv process it spawns serves a put.
+async fn assert_serves_calls(dir: &std::path::Path) {
+    let node = node(dir);
     node.load_file("kv", guest("kv-v1")).await.expect("load");
     node.spawn(hotswap::SpawnSpec::new("kv").name("kv"))
         .await
@@ -105,7 +111,6 @@ async fn a_second_start_loads_from_the_cache_and_damage_is_rebuilt() {
         put(&node, &kv, "a", serde_json::json!(1)).await,
         serde_json::json!(null)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -117,7 +122,10 @@ async fn a_settled_entry_is_loaded_by_its_stamp_and_a_later_write_is_still_caugh
     // its stamp would not show in it.
     assert_eq!(load().await.expect("load").origin, Origin::Cached);
     let remembered = || std::fs::read_dir(dir.join("files")).map_or(0, |d| d.count());
-    assert_eq!(remembered(), 1, "the guest file only");
+    assert!(
+        remembered() <= 1,
+        "the guest file at most, if built 3 s ago"
+    );
 
     tokio::time::sleep(hotswap::code::file_hashes::SETTLED + Duration::from_millis(200)).await;
     assert_eq!(load().await.expect("load").origin, Origin::Cached);
@@ -145,15 +153,6 @@ async fn a_settled_entry_is_loaded_by_its_stamp_and_a_later_write_is_still_caugh
         Origin::Compiled,
         "a damaged entry is never used"
     );
-    let node = node(&dir);
-    node.load_file("kv", guest("kv-v1")).await.expect("load");
-    node.spawn(hotswap::SpawnSpec::new("kv").name("kv"))
-        .await
-        .expect("spawn from the rebuilt entry");
-    let kv = hotswap::ProcessRef::from("kv");
-    assert_eq!(
-        put(&node, &kv, "a", serde_json::json!(1)).await,
-        serde_json::json!(null)
-    );
+    assert_serves_calls(&dir).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

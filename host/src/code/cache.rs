@@ -7,10 +7,12 @@
 //! it, mapped into memory as it is (no copy) when loaded; and `<name>.seal`, written last,
 //! with a magic line, the code's length and digest, and the `vsn` the component exported.
 //! The digest is XXH3-128 over the two halves of the code, hashed on two threads, then over
-//! the two digests. Both are checked before the code is handed to wasmtime, so a truncated,
-//! corrupted, unsealed or mixed-up entry is detected, dropped and rebuilt, never trusted.
+//! the two digests. Both are checked before the code is first handed to wasmtime, and again
+//! after any write to it (below), so a truncated, corrupted, unsealed or mixed-up entry is
+//! detected, dropped and rebuilt, never trusted.
 //!
-//! Digesting a Python guest's 34 MB of code was half of its cached load (4-5 ms of 8-9).
+//! Digesting a Python guest's 34 MB of code was half of its cached load (4-5 ms of 8-9 in
+//! `load_profile`).
 //! So a load that found the code matching its seal remembers the code file's stamp
 //! (`file_hashes.rs`: device, inode, size, and modification and change times to the
 //! nanosecond), and a later load that finds the same stamp and the same seal digest skips
@@ -19,8 +21,10 @@
 //! had not changed for [`SETTLED`](crate::code::file_hashes::SETTLED) when stamped (a
 //! write in the same clock tick as the stamp would not show in it), so the loads right
 //! after a compile digest it. What a stamp cannot see is damage that no write made: the
-//! disk's own (ext4 keeps no checksum of file data). Deleting the cache directory's
-//! `files` makes every entry digested once more.
+//! disk's own (ext4 keeps no checksum of file data), or data a crash lost while the file's
+//! size and times were kept; nor a write whose times were set back, which takes a
+//! filesystem without change times (FAT, exFAT, some FUSE ones) or the clock. Deleting the
+//! cache directory's `files` makes every entry digested once more.
 //!
 //! What this does not defend against: someone who can write to the cache directory can put
 //! a consistent, malicious entry there (the digest finds accidents, not attacks). The
@@ -32,9 +36,9 @@ use std::path::{Path, PathBuf};
 
 use twox_hash::XxHash3_128;
 use wasmtime::Engine;
+use wasmtime::component::Component;
 
 use crate::code::file_hashes::{FileHashes, FileStamp};
-use wasmtime::component::Component;
 
 const SEAL_MAGIC: &str = "hotswap compiled component v3";
 
@@ -77,6 +81,16 @@ pub enum Origin {
     Cached,
     /// Compiled now (and written to the cache when there is one).
     Compiled,
+}
+
+/// How an entry's code was found to match its seal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    /// Its digest was computed now.
+    Digested,
+    /// This very file, unchanged since by its stamp, matched this seal's digest on an
+    /// earlier load.
+    KnownByStamp,
 }
 
 /// A sound cache entry: the component, and the vsn it was sealed with.
@@ -174,11 +188,14 @@ impl CompileCache {
         let seal_text = std::fs::read_to_string(self.seal_path(hash)).ok()?;
         let code = self.entry(hash);
         match self.check(&code, &seal_text) {
-            Ok(seal) => {
+            Ok((seal, checked)) => {
+                tracing::debug!(entry = %code.display(), ?checked, "compile cache hit");
                 // SAFETY: the file is what `Engine::precompile_component` wrote for this
                 // engine configuration (its name carries the compatibility hash), and its
-                // length and digest match the seal written after it was complete, so it is
-                // neither truncated nor corrupted. wasmtime also checks its own header.
+                // length and digest matched the seal written after it was complete, on this
+                // load or on an earlier one with the file unchanged since (by its stamp),
+                // so it is neither truncated nor corrupted. wasmtime also checks its own
+                // header.
                 match unsafe { Component::deserialize_file(engine, &code) } {
                     Ok(component) => Some(CachedComponent {
                         component,
@@ -197,15 +214,14 @@ impl CompileCache {
         }
     }
 
-    fn check(&self, code: &Path, seal_text: &str) -> Result<Seal, &'static str> {
+    fn check(&self, code: &Path, seal_text: &str) -> Result<(Seal, Checked), &'static str> {
         let seal = Seal::parse(seal_text)?;
         let file = File::open(code).map_err(|_| "its code file is missing")?;
         let stamp = FileStamp::of_open(code, &file);
         let sealed_digest = format!("{:032x}", seal.digest);
         let remembered = stamp.as_ref().and_then(|stamp| self.verified.recall(stamp));
         if remembered.as_deref() == Some(sealed_digest.as_str()) {
-            // This very file was digested against this seal's digest, and is unchanged.
-            return Ok(seal);
+            return Ok((seal, Checked::KnownByStamp));
         }
         // SAFETY: a read-only private mapping, read only to hash it; a concurrent writer
         // would replace the file by renaming, never change it in place. Not populated up
@@ -228,7 +244,7 @@ impl CompileCache {
         {
             self.verified.remember(&stamp, &sealed_digest);
         }
-        Ok(seal)
+        Ok((seal, Checked::Digested))
     }
 
     /// Writes `compiled` (from `Engine::precompile_component`) as the code of the entry for
@@ -275,7 +291,10 @@ pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::code::file_hashes::SETTLED;
 
     #[test]
     fn small_code_is_digested_with_the_reference_xxh3_128() {
@@ -300,13 +319,17 @@ mod tests {
         assert_ne!(digest(&code), sealed, "one byte shorter");
     }
 
-    /// A cache in a fresh directory whose index remembers files at once, with one sealed
-    /// entry of an empty component; its code file.
-    fn cache_with_an_entry(test: &str, engine: &Engine) -> (CompileCache, PathBuf) {
+    /// A cache in a fresh directory whose index remembers files that had not changed for
+    /// `settled`, with one sealed entry of an empty component; its code file.
+    fn cache_with_an_entry(
+        test: &str,
+        engine: &Engine,
+        settled: Duration,
+    ) -> (CompileCache, PathBuf) {
         let dir = std::env::temp_dir().join(format!("hotswap-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut cache = CompileCache::new(dir.clone(), engine);
-        cache.verified = FileHashes::new(&dir).settled_after(std::time::Duration::ZERO);
+        cache.verified = FileHashes::new(&dir).settled_after(settled);
         let code = engine.precompile_component(b"(component)").unwrap();
         cache.store(HASH, &code);
         cache.seal(HASH, &code, "1");
@@ -317,41 +340,52 @@ mod tests {
     const HASH: &str = "0000000000000000000000000000000000000000000000000000000000000001";
 
     /// Longer than a coarse filesystem clock tick, so that a write shows in the stamp.
-    const TICK: std::time::Duration = std::time::Duration::from_millis(20);
+    const TICK: Duration = Duration::from_millis(20);
 
     #[test]
     fn a_load_remembers_the_code_it_checked_and_a_later_write_is_checked_again() {
         let engine = Engine::default();
-        let (cache, entry) = cache_with_an_entry("cache-verified", &engine);
-        let stamp = || FileStamp::of_open(&entry, &File::open(&entry).unwrap()).unwrap();
-        assert_eq!(cache.verified.recall(&stamp()), None, "not yet checked");
-
+        let (cache, entry) = cache_with_an_entry("cache-verified", &engine, Duration::ZERO);
+        let seal_text = std::fs::read_to_string(cache.seal_path(HASH)).unwrap();
+        let checked = |cache: &CompileCache| cache.check(&entry, &seal_text).map(|(_, how)| how);
+        assert_eq!(checked(&cache), Ok(Checked::Digested));
+        assert_eq!(checked(&cache), Ok(Checked::KnownByStamp));
         assert!(cache.load(&engine, HASH).is_some());
-        let seal = Seal::parse(&std::fs::read_to_string(cache.seal_path(HASH)).unwrap());
-        let sealed = format!("{:032x}", seal.unwrap().digest);
-        assert_eq!(cache.verified.recall(&stamp()), Some(sealed));
-        assert!(cache.load(&engine, HASH).is_some(), "loaded by its stamp");
 
-        // The same length, one byte flipped in place: the stamp changes, so the code is
-        // digested again, found damaged, and dropped.
+        // With the default rule (3 s), a file written just now is not remembered: a write in
+        // the same clock tick would not show in its stamp.
+        let (strict, fresh) = cache_with_an_entry("cache-strict", &engine, SETTLED);
+        let fresh_seal = std::fs::read_to_string(strict.seal_path(HASH)).unwrap();
+        for _ in 0..2 {
+            let how = strict.check(&fresh, &fresh_seal).map(|(_, how)| how);
+            assert_eq!(how, Ok(Checked::Digested));
+        }
+
+        // One byte in the middle of the code flipped in place, the length unchanged: the
+        // stamp changes, so the code is digested again and found damaged.
         std::thread::sleep(TICK);
         let mut code = std::fs::read(&entry).unwrap();
-        let last = code.len() - 1;
-        code[last] ^= 0xff;
+        let middle = code.len() / 2;
+        code[middle] ^= 0xff;
         std::fs::OpenOptions::new()
             .write(true)
             .open(&entry)
             .and_then(|mut file| std::io::Write::write_all(&mut file, &code))
             .unwrap();
+        assert_eq!(
+            checked(&cache),
+            Err("its code does not match its seal's digest (corrupted)")
+        );
         assert!(cache.load(&engine, HASH).is_none());
         assert!(!entry.exists(), "the damaged entry is removed");
         std::fs::remove_dir_all(cache.dir()).unwrap();
+        std::fs::remove_dir_all(strict.dir()).unwrap();
     }
 
     #[test]
     fn a_remembered_code_file_under_a_new_seal_is_checked_against_it() {
         let engine = Engine::default();
-        let (cache, entry) = cache_with_an_entry("cache-reseal", &engine);
+        let (cache, entry) = cache_with_an_entry("cache-reseal", &engine, Duration::ZERO);
         assert!(cache.load(&engine, HASH).is_some());
         // A seal that records another digest for the same, unchanged code file.
         let other = Seal {

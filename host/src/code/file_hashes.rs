@@ -8,15 +8,16 @@
 //!
 //! A file is known by its canonical path, device, inode, size, and modification and change
 //! times to the nanosecond. Any write to the file changes its change time, which no
-//! unprivileged program can set back; a file replaced by a rename has a new inode. The
-//! stamp that is remembered comes from the open file that was read ([`read_stamped`]), not
-//! from the path, so a path re-pointed meanwhile (a symlink flipped by a deploy, a file
-//! renamed over) cannot pair one file's stamp with another's bytes. The one gap is a write
-//! within the same timestamp tick as the read (filesystem clocks tick in milliseconds, some
-//! in seconds): a file is remembered only if its change time was [`SETTLED`] in the past
-//! when it was first stamped (git's racy-clean rule), and only if the open file's `stat`
-//! says the same before and after the read. Any other file is hashed on every load, as if
-//! there were no index.
+//! unprivileged program can set back on a filesystem that keeps one (FAT and exFAT do not,
+//! nor do some FUSE filesystems); a file replaced by a rename has a new inode. The stamp
+//! that is remembered comes from the open file that was read ([`read_stamped`],
+//! [`FileStamp::of_open`]), not from the path, so a path re-pointed meanwhile (a symlink
+//! flipped by a deploy, a file renamed over) cannot pair one file's stamp with another's
+//! bytes. The one gap is a write within the same timestamp tick as the read (filesystem
+//! clocks tick in milliseconds, some in seconds): a file is remembered only if its change
+//! time was [`SETTLED`] in the past when it was first stamped (git's racy-clean rule), and
+//! only if the open file's `stat` says the same before and after the read. Any other file
+//! is hashed on every load, as if there were no index.
 //!
 //! The entries live beside the compiled code in the cache directory (private, 0700); a
 //! damaged or unreadable entry is a miss.
@@ -174,8 +175,8 @@ impl FileHashes {
         is_hex.then(|| hash.to_string())
     }
 
-    /// Records `hash` for the contents `stamp` describes (from [`read_stamped`]), if the
-    /// file had settled when it was stamped.
+    /// Records `hash` for the contents `stamp` describes (stamped from the open file that
+    /// was hashed, and unchanged while it was), if the file had settled when it was stamped.
     pub fn remember(&self, stamp: &FileStamp, hash: &str) {
         if !stamp.is_settled(self.settled) {
             return;

@@ -33,6 +33,8 @@ pub struct BeamSide {
     /// Where each group's figures are written, then read back.
     scratch: PathBuf,
     quick: bool,
+    /// How long one group may run: [`GROUP_TIME_LIMIT`], but in tests.
+    time_limit: Duration,
     run: Option<Run>,
     failures: Vec<String>,
 }
@@ -47,6 +49,7 @@ impl BeamSide {
             script,
             scratch: scratch.to_path_buf(),
             quick,
+            time_limit: GROUP_TIME_LIMIT,
             run: None,
             failures: Vec::new(),
         }
@@ -99,7 +102,7 @@ impl BeamSide {
             .spawn()
             .with_context(|| format!("cannot run {}", self.program.display()))?;
         let group_id = child.id();
-        let output = match tokio::time::timeout(GROUP_TIME_LIMIT, child.wait_with_output()).await {
+        let output = match tokio::time::timeout(self.time_limit, child.wait_with_output()).await {
             Ok(output) => output.context("waiting for it")?,
             Err(_) => {
                 if let Some(id) = group_id.and_then(|id| i32::try_from(id).ok()) {
@@ -108,7 +111,10 @@ impl BeamSide {
                         libc::killpg(id, libc::SIGKILL);
                     }
                 }
-                bail!("did not finish within {GROUP_TIME_LIMIT:?}, and was stopped");
+                bail!(
+                    "did not finish within {:?}, and was stopped",
+                    self.time_limit
+                );
             }
         };
         if !output.status.success() {
@@ -200,6 +206,46 @@ printf '{"runtime":"beam","otp":"25","elixir":"1.14.0","metrics":[{"name":"%s_fi
         );
         let long = "x".repeat(5 * QUOTED_BYTES);
         assert_eq!(cause(&long).len(), QUOTED_BYTES + " ...".len());
+    }
+
+    /// Whether process `pid` has ended (a zombie waiting for its parent counts).
+    fn ended(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_past_its_time_is_stopped_with_the_processes_it_started() {
+        let dir = std::env::temp_dir().join(format!("beam-side-slow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("slow_bench.sh");
+        let child_pid = dir.join("child.pid");
+        // A run that starts a child (as the memory figures start child VMs) and hangs.
+        let body = format!("sleep 600 & echo $! >{}\nsleep 600\n", child_pid.display());
+        std::fs::write(&script, body).unwrap();
+        let mut side = BeamSide::new("sh".into(), script, &dir, false);
+        side.time_limit = Duration::from_millis(500);
+        let started = std::time::Instant::now();
+        side.measure("messaging").await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let (run, failures) = side.finish();
+        assert!(run.is_none());
+        assert!(
+            failures[0].contains("did not finish within 500ms"),
+            "{failures:?}"
+        );
+        let pid = std::fs::read_to_string(&child_pid).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while !ended(pid.trim()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(ended(pid.trim()), "the run's child {pid} was stopped too");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]

@@ -70,8 +70,9 @@ fn digest(code: &[u8]) -> u128 {
 pub struct CompileCache {
     dir: PathBuf,
     engine_hash: String,
-    /// The code files a load found to match their seals, by stamp.
-    verified: FileHashes,
+    /// Files known by their stamps: component files by SHA-256 (for the loader), and the
+    /// code files a load found to match their seals, by the seal's digest.
+    file_hashes: FileHashes,
 }
 
 /// How a component was obtained.
@@ -155,7 +156,7 @@ impl CompileCache {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Self {
-            verified: FileHashes::new(&dir),
+            file_hashes: FileHashes::new(&dir),
             dir,
             engine_hash: format!("{:016x}", hasher.finish()),
         }
@@ -171,6 +172,11 @@ impl CompileCache {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The index of files known by their stamps, kept in this cache's directory.
+    pub fn file_hashes(&self) -> &FileHashes {
+        &self.file_hashes
     }
 
     /// The code file of the entry for a component with SHA-256 `hash`.
@@ -219,7 +225,9 @@ impl CompileCache {
         let file = File::open(code).map_err(|_| "its code file is missing")?;
         let stamp = FileStamp::of_open(code, &file);
         let sealed_digest = format!("{:032x}", seal.digest);
-        let remembered = stamp.as_ref().and_then(|stamp| self.verified.recall(stamp));
+        let remembered = stamp
+            .as_ref()
+            .and_then(|stamp| self.file_hashes.recall(stamp));
         if remembered.as_deref() == Some(sealed_digest.as_str()) {
             return Ok((seal, Checked::KnownByStamp));
         }
@@ -242,7 +250,7 @@ impl CompileCache {
         if let Some(stamp) = stamp
             && FileStamp::of_open(code, &file).as_ref() == Some(&stamp)
         {
-            self.verified.remember(&stamp, &sealed_digest);
+            self.file_hashes.remember(&stamp, &sealed_digest);
         }
         Ok((seal, Checked::Digested))
     }
@@ -329,7 +337,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hotswap-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let mut cache = CompileCache::new(dir.clone(), engine);
-        cache.verified = FileHashes::new(&dir).settled_after(settled);
+        cache.file_hashes = FileHashes::new(&dir).settled_after(settled);
         let code = engine.precompile_component(b"(component)").unwrap();
         cache.store(HASH, &code);
         cache.seal(HASH, &code, "1");

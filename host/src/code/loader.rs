@@ -12,7 +12,7 @@ use wasmtime::component::{Component, Linker};
 use crate::bindings::ProcessPre;
 use crate::code::ModuleVersion;
 use crate::code::cache::{CompileCache, Origin};
-use crate::code::file_hashes::{FileHashes, FileStamp};
+use crate::code::file_hashes::FileStamp;
 use crate::error::LoadError;
 use crate::process::context::ProcessContext;
 use crate::process::instance::GuestInstance;
@@ -35,10 +35,9 @@ pub struct Loader {
     registry: Arc<Registry>,
     /// Whether the engine compiles guest code to count fuel.
     counts_fuel: bool,
-    /// Where compiled components are kept between runs; none: compile every time.
+    /// Where compiled components, and the hashes of component files, are kept between
+    /// runs; none: compile and hash every time.
     cache: Option<CompileCache>,
-    /// The hashes of component files, kept with the cache.
-    file_hashes: Option<FileHashes>,
 }
 
 impl Loader {
@@ -49,14 +48,12 @@ impl Loader {
         counts_fuel: bool,
         cache: Option<CompileCache>,
     ) -> Self {
-        let file_hashes = cache.as_ref().map(|cache| FileHashes::new(cache.dir()));
         Self {
             engine,
             linker,
             registry,
             counts_fuel,
             cache,
-            file_hashes,
         }
     }
 
@@ -66,9 +63,10 @@ impl Loader {
     }
 
     /// The SHA-256 recorded for the file `stamp` describes, when the cache remembers it
-    /// (see [`FileHashes`]): the file need not be read to be identified.
+    /// (see [`FileHashes`](crate::code::file_hashes::FileHashes)): the file need not be
+    /// read to be identified.
     pub fn recall(&self, stamp: &FileStamp) -> Option<String> {
-        let hash = self.file_hashes.as_ref()?.recall(stamp)?;
+        let hash = self.cache.as_ref()?.file_hashes().recall(stamp)?;
         (hash.len() == 64).then_some(hash)
     }
 
@@ -77,8 +75,8 @@ impl Loader {
     ///
     /// [`read_stamped`]: crate::code::file_hashes::read_stamped
     pub fn remember(&self, stamp: &FileStamp, hash: &str) {
-        if let Some(file_hashes) = &self.file_hashes {
-            file_hashes.remember(stamp, hash);
+        if let Some(cache) = &self.cache {
+            cache.file_hashes().remember(stamp, hash);
         }
     }
 

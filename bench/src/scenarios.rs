@@ -49,6 +49,25 @@ pub async fn spawn_kv(
 /// How many rounds each messaging figure is measured in; its throughput is their median.
 pub const ROUNDS: usize = 5;
 
+/// Swap number `i` of a back-and-forth between `a` and `b`: up to `b` on even turns, down
+/// to `a` on odd ones.
+fn back_and_forth<'v>(
+    i: u64,
+    a: &'v Arc<ModuleVersion>,
+    b: &'v Arc<ModuleVersion>,
+) -> (&'v Arc<ModuleVersion>, SwapOptions) {
+    let (to, direction) = if i.is_multiple_of(2) {
+        (b, Direction::Upgrade)
+    } else {
+        (a, Direction::Downgrade)
+    };
+    let options = SwapOptions {
+        direction,
+        ..SwapOptions::default()
+    };
+    (to, options)
+}
+
 /// Round-trip latency of `get` calls from `clients` concurrent callers, `calls` in each of
 /// [`ROUNDS`] rounds: the percentiles of every call, the throughput of the median round.
 pub async fn call_rtt(
@@ -179,15 +198,7 @@ pub async fn swap_pause(
     let actual = fill(node, &target, state_bytes).await?;
     let mut samples = Vec::with_capacity(swaps);
     for i in 0..swaps {
-        let (to, direction) = if i.is_multiple_of(2) {
-            (b, Direction::Upgrade)
-        } else {
-            (a, Direction::Downgrade)
-        };
-        let options = SwapOptions {
-            direction,
-            ..SwapOptions::default()
-        };
+        let (to, options) = back_and_forth(i as u64, a, b);
         let report = node
             .swap(&target, to.clone(), options)
             .await
@@ -249,15 +260,7 @@ pub async fn latency_under_load(
         let mut ticker = tokio::time::interval(SWAP_EVERY);
         while Instant::now() < deadline {
             ticker.tick().await;
-            let (to, direction) = if swapped.is_multiple_of(2) {
-                (v1, Direction::Upgrade)
-            } else {
-                (v0, Direction::Downgrade)
-            };
-            let options = SwapOptions {
-                direction,
-                ..SwapOptions::default()
-            };
+            let (to, options) = back_and_forth(swapped, v0, v1);
             let report = node.swap(&target, to.clone(), options).await?;
             if !report.migrated_before_pause {
                 classic += 1;

@@ -76,11 +76,7 @@ impl BeamSide {
         std::fs::create_dir_all(&self.scratch)
             .with_context(|| format!("creating {}", self.scratch.display()))?;
         // A file left by an earlier run must not pass for this one's.
-        match std::fs::remove_file(&out) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(error).with_context(|| format!("removing {}", out.display())),
-        }
+        remove_stale(&out)?;
         let mut command = Command::new(&self.program);
         command
             .arg(&self.script)
@@ -133,6 +129,15 @@ impl BeamSide {
     /// group that failed.
     pub fn finish(self) -> (Option<Run>, Vec<String>) {
         (self.run, self.failures)
+    }
+}
+
+/// Removes `path`, an earlier run's figures, if it is there.
+pub fn remove_stale(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error).with_context(|| format!("removing {}", path.display())),
     }
 }
 

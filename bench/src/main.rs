@@ -228,14 +228,7 @@ async fn main() -> Result<()> {
             match &beam {
                 Some(beam) => write_json(&args.beam, beam)?,
                 // An earlier run's figures must not pass for this one's next time.
-                None => match std::fs::remove_file(&args.beam) {
-                    Ok(()) => {}
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(error) => {
-                        return Err(error)
-                            .with_context(|| format!("removing {}", args.beam.display()));
-                    }
-                },
+                None => beam::remove_stale(&args.beam)?,
             }
             (beam, failures)
         }

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::code::ModuleVersion;
 use crate::process::{ExitReason, Pid};
 use crate::sandbox::PolicyError;
 
@@ -86,6 +87,18 @@ pub enum CallError {
         vsn: String,
         reason: String,
     },
+}
+
+impl CallError {
+    /// The guest of `version` answered a call with an error.
+    pub(crate) fn refused(version: &ModuleVersion, pid: Pid, reason: String) -> Self {
+        Self::Refused {
+            pid,
+            module: version.name.to_string(),
+            vsn: version.vsn.to_string(),
+            reason,
+        }
+    }
 }
 
 /// Why a hot swap was refused. In every case but `Exited` and `SnapshotTrapped`, the old

@@ -8,6 +8,7 @@ mod cli;
 mod compile_cache;
 mod failed_swaps;
 mod hibernation;
+mod lending;
 mod loading;
 mod optimistic_swap;
 mod polyglot;

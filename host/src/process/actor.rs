@@ -4,7 +4,9 @@
 //! before taking the next: this is what makes a swap, a state read or a stop happen between
 //! two messages, never inside one. A guest trap ends the loop with the trap as exit reason.
 //! A process whose policy says so hibernates when idle (`hibernation.rs`) and comes back
-//! here, with a fresh instance, at its next message or control signal.
+//! here, with a fresh instance, at its next message or control signal. Any other idle
+//! process lends its instance to callers, who serve their calls on their own tasks
+//! (`lending.rs`), and takes it back when a message or a signal arrives.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,6 +19,7 @@ use crate::process::deadline;
 use crate::process::envelope::Envelope;
 use crate::process::hibernation;
 use crate::process::instance::GuestInstance;
+use crate::process::lending;
 use crate::process::mailbox::{self, MailboxReceiver, Received};
 use crate::process::status::ProcessStatus;
 use crate::process::suspension::Holds;
@@ -52,6 +55,8 @@ pub(crate) struct ProcessActor {
 enum Pause {
     /// Nothing arrived for the policy's `hibernate_after`.
     Idle,
+    /// Nothing is queued, and nothing else is going on: lend the instance to callers.
+    Lend,
     Exit(ExitReason),
 }
 
@@ -130,6 +135,16 @@ impl ProcessActor {
         (parts, self.instance)
     }
 
+    /// Whether the process may lend its instance while nothing is queued: it serves
+    /// messages, is in the middle of nothing (a staged release, a swapped-out instance to
+    /// drop), and has no idle timer to keep (hibernation).
+    fn may_lend(&self) -> bool {
+        !self.holds.any()
+            && self.staged.is_none()
+            && self.retired.is_none()
+            && self.status.policy.hibernate_after.is_none()
+    }
+
     /// Whether the process may hibernate when idle: its policy says so, and it is not in
     /// the middle of anything (a suspension, a staged release) or refused last time.
     fn may_hibernate(&self) -> Option<Duration> {
@@ -154,6 +169,10 @@ impl ProcessActor {
         loop {
             match self.serve().await {
                 Pause::Exit(reason) => return self.exit(reason),
+                Pause::Lend => match lending::lend(self).await {
+                    Some(back) => self = back,
+                    None => return,
+                },
                 // Boxed, like control signals below: a task is as large as its largest
                 // state, and rare paths should not make every idle process pay for theirs.
                 Pause::Idle => match Box::pin(hibernation::hibernate(self)).await {
@@ -169,18 +188,27 @@ impl ProcessActor {
     async fn serve(&mut self) -> Pause {
         loop {
             let idle_after = self.may_hibernate();
-            // The `select!` only chooses; the work is done after it. A guest call awaited
-            // in one of its arms would take room beside the arms' own futures, in every
-            // process's task.
-            let next = tokio::select! {
-                biased;
-                received = self.mailbox.recv(!self.holds.any()) => match received {
-                    Received::Signal(signal) => Next::Signal(signal),
-                    Received::Message(envelope) => Next::Message(envelope),
-                    Received::Disconnected => Next::Closed,
-                },
-                () = std::future::ready(()), if self.retired.is_some() => Next::DropRetired,
-                () = idle_for(idle_after), if idle_after.is_some() => Next::Idle,
+            let next = if self.may_lend() {
+                match self.mailbox.try_recv().await {
+                    Some(Received::Signal(signal)) => Next::Signal(signal),
+                    Some(Received::Message(envelope)) => Next::Message(envelope),
+                    Some(Received::Disconnected) => Next::Closed,
+                    None => return Pause::Lend,
+                }
+            } else {
+                // The `select!` only chooses; the work is done after it. A guest call awaited
+                // in one of its arms would take room beside the arms' own futures, in every
+                // process's task.
+                tokio::select! {
+                    biased;
+                    received = self.mailbox.recv(!self.holds.any()) => match received {
+                        Received::Signal(signal) => Next::Signal(signal),
+                        Received::Message(envelope) => Next::Message(envelope),
+                        Received::Disconnected => Next::Closed,
+                    },
+                    () = std::future::ready(()), if self.retired.is_some() => Next::DropRetired,
+                    () = idle_for(idle_after), if idle_after.is_some() => Next::Idle,
+                }
             };
             let flow = match next {
                 Next::Signal(signal) => Box::pin(self.serve_control(*signal)).await,
@@ -231,13 +259,7 @@ impl ProcessActor {
             } => match self.instance.handle_call(&request, caller, limit).await {
                 Ok(answer) => {
                     let answer = answer.map_err(|reason| {
-                        let version = self.instance.module();
-                        CallError::Refused {
-                            pid: self.status.pid,
-                            module: version.name.to_string(),
-                            vsn: version.vsn.to_string(),
-                            reason,
-                        }
+                        CallError::refused(self.instance.module(), self.status.pid, reason)
                     });
                     // The caller may have timed out and gone: its loss, not ours.
                     let _ = reply.send(answer);
@@ -492,6 +514,33 @@ pub(super) struct Parts {
 }
 
 impl Parts {
+    /// The actor again, serving `instance`.
+    pub fn reunite(self, instance: GuestInstance) -> ProcessActor {
+        let Self {
+            _fault_first: _,
+            status,
+            registry,
+            mailbox,
+        } = self;
+        ProcessActor::awake(status, instance, registry, mailbox)
+    }
+
+    /// Ends a process whose instance is gone already (lost with a call abandoned mid-way):
+    /// what [`ProcessActor::exit`] does, but for dropping the instance.
+    pub fn exit_without_instance(self, reason: ExitReason) {
+        let reason = record_exit(&self.status, &self.registry, reason);
+        let version = self.status.running();
+        tracing::error!(
+            node = self.status.node.0,
+            pid = self.status.pid,
+            module = %version.name,
+            vsn = %version.vsn,
+            %reason,
+            "process exited"
+        );
+        self.close(&reason);
+    }
+
     /// Closes the mailbox of a process that exited for `reason`: every call still
     /// queued gets the reason; a control signal's requester sees its reply dropped.
     pub fn close(mut self, reason: &ExitReason) {

@@ -12,6 +12,7 @@ use crate::process::control::Control;
 use crate::process::deadline;
 use crate::process::envelope::Envelope;
 use crate::process::instance::GuestInstance;
+use crate::process::lending;
 use crate::process::mailbox::{MailboxSender, Refused};
 use crate::process::status::ProcessStatus;
 use crate::process::suspension::Suspender;
@@ -43,13 +44,18 @@ impl ProcessHandle {
     }
 
     /// Sends `request` to `handle-call` and waits up to `timeout` for the reply. A reply
-    /// that the guest marked as an error is [`CallError::Refused`].
+    /// that the guest marked as an error is [`CallError::Refused`]. A process with nothing
+    /// queued may lend its instance for the caller to serve the call itself (`lending.rs`).
     pub async fn call(
         &self,
         request: Vec<u8>,
         caller: Pid,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
+        if let Some(borrowed) = lending::borrow(&self.mailbox) {
+            let status = self.status.clone();
+            return lending::call(borrowed, status, request, caller, timeout).await;
+        }
         let (reply, answer) = oneshot::channel();
         self.deliver(Envelope::Call {
             request,

@@ -176,14 +176,11 @@ impl Asleep {
 
     /// The process awake again, serving `instance`.
     fn awaken(self, instance: GuestInstance) -> ProcessActor {
-        let Parts {
-            _fault_first: _,
-            status,
-            registry,
-            mailbox,
-        } = self.parts;
-        status.hibernating.store(false, Ordering::Release);
-        ProcessActor::awake(status, instance, registry, mailbox)
+        self.parts
+            .status
+            .hibernating
+            .store(false, Ordering::Release);
+        self.parts.reunite(instance)
     }
 
     /// A fresh instance of the version the process slept on, holding its state again.

@@ -200,6 +200,11 @@ impl GuestInstance {
         &self.module
     }
 
+    /// The node's registry, as the guest's host calls see it.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.store.data().registry
+    }
+
     pub async fn init(
         &mut self,
         args: &[u8],

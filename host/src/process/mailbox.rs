@@ -20,16 +20,24 @@
 //!
 //! The receiver takes part in tokio's cooperative budget, as tokio's own channels do: a
 //! process whose mailbox never empties still yields to the other tasks of its thread.
+//!
+//! The same lock guards the slot where an idle actor leaves its instance for callers
+//! (`lending.rs`): whether a caller may serve its own call is decided together with what is
+//! queued, so that a call never passes a message or a signal sent before it.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
 
+use tokio::runtime::Id;
 use tokio::sync::Notify;
 
+use crate::process::ExitReason;
 use crate::process::control::Control;
 use crate::process::envelope::Envelope;
+use crate::process::instance::GuestInstance;
+use crate::process::lending::{Returned, Slot};
 
 /// The most message slots an empty queue keeps for the next messages.
 const KEPT_SLOTS: usize = 32;
@@ -77,6 +85,35 @@ struct Queues {
     sender_gone: bool,
     /// The process has ended: nothing more is accepted.
     closed: bool,
+    /// Where the instance is while the actor waits: lent or not (`lending.rs`).
+    slot: Slot,
+}
+
+impl Queues {
+    /// Whether a lending actor has anything to take back its instance for: a signal, a
+    /// message, or the news that nobody can reach it any more. (An actor lends only while
+    /// it serves messages.)
+    fn has_work(&self) -> bool {
+        !self.signals.is_empty() || !self.messages.is_empty() || self.sender_gone
+    }
+
+    /// The next signal or, if `messages`, the next message.
+    fn next(&mut self, messages: bool) -> Option<Received> {
+        match self.signals.pop_front() {
+            Some(signal) => Some(Received::Signal(signal)),
+            None if messages => self.messages.pop_front().map(Received::Message),
+            None => None,
+        }
+    }
+
+    /// Keeps the actor's waker, for whoever gives it work next.
+    fn wait(&mut self, cx: &Context<'_>, messages: bool) -> Option<Waker> {
+        self.wants_messages = messages;
+        match &self.receiver {
+            Some(waker) if waker.will_wake(cx.waker()) => None,
+            _ => self.receiver.replace(cx.waker().clone()),
+        }
+    }
 }
 
 /// `queue`'s buffer if it is empty and larger than [`KEPT_SLOTS`], for the caller to free
@@ -126,7 +163,10 @@ impl MailboxSender {
             return Err(why);
         }
         queues.messages.push_back(envelope);
-        let waiting = queues.wants_messages.then(|| queues.receiver.take());
+        // While a caller holds the instance, the actor could do nothing but wait: the
+        // caller wakes it when it gives the instance back.
+        let wake = queues.wants_messages && !queues.slot.is_lent();
+        let waiting = wake.then(|| queues.receiver.take());
         drop(queues);
         if let Some(Some(waker)) = waiting {
             waker.wake();
@@ -141,12 +181,44 @@ impl MailboxSender {
             return Err(signal);
         }
         queues.signals.push_back(signal);
-        let waiting = queues.receiver.take();
+        let waiting = (!queues.slot.is_lent())
+            .then(|| queues.receiver.take())
+            .flatten();
         drop(queues);
         if let Some(waker) = waiting {
             waker.wake();
         }
         Ok(())
+    }
+
+    /// The instance of an idle actor, if it lent it on `runtime` and nothing is queued:
+    /// the caller serves its call itself, then gives it back (`lending.rs`).
+    pub fn borrow(&self, runtime: Id) -> Option<Box<GuestInstance>> {
+        let mut queues = self.shared.lock();
+        let queued = !queues.signals.is_empty() || !queues.messages.is_empty();
+        if queued || queues.closed {
+            return None;
+        }
+        queues.slot.borrow(runtime)
+    }
+
+    /// Gives back what [`borrow`](Self::borrow) lent, and wakes the actor if anything
+    /// arrived meanwhile, or if the call ended the process (`end`, or no `instance` left).
+    pub fn give_back(&self, instance: Option<Box<GuestInstance>>, end: Option<ExitReason>) {
+        let mut queues = self.shared.lock();
+        if queues.closed {
+            // The actor is gone (its runtime shut down): nobody will take it back.
+            drop(queues);
+            drop(instance);
+            return;
+        }
+        let wake = end.is_some() || instance.is_none() || queues.has_work();
+        queues.slot.give_back(instance, end);
+        let waiting = wake.then(|| queues.receiver.take());
+        drop(queues);
+        if let Some(Some(waker)) = waiting {
+            waker.wake();
+        }
     }
 
     /// How many user messages the mailbox holds at most.
@@ -198,19 +270,31 @@ impl MailboxReceiver {
         poll_fn(|cx| self.poll_recv(cx, messages)).await
     }
 
+    /// The next control signal or user message if one is queued, or `None` at once if
+    /// nothing is: an actor that may lend its instance lends it rather than wait.
+    pub async fn try_recv(&mut self) -> Option<Received> {
+        poll_fn(|cx| {
+            let budget = ready!(tokio::task::coop::poll_proceed(cx));
+            let mut queues = self.shared.lock();
+            let received = match queues.next(true) {
+                Some(received) => received,
+                None if queues.sender_gone => Received::Disconnected,
+                None => return Poll::Ready(None),
+            };
+            let spent = Self::spent(&mut queues);
+            drop(queues);
+            drop(spent);
+            budget.made_progress();
+            Poll::Ready(Some(received))
+        })
+        .await
+    }
+
     fn poll_recv(&mut self, cx: &mut Context<'_>, messages: bool) -> Poll<Received> {
         let budget = ready!(tokio::task::coop::poll_proceed(cx));
         let mut queues = self.shared.lock();
-        let received = match queues.signals.pop_front() {
-            Some(signal) => Some(Received::Signal(signal)),
-            None if messages => queues.messages.pop_front().map(Received::Message),
-            None => None,
-        };
-        if let Some(received) = received {
-            let spent = (
-                spent_room(&mut queues.signals),
-                spent_room(&mut queues.messages),
-            );
+        if let Some(received) = queues.next(messages) {
+            let spent = Self::spent(&mut queues);
             drop(queues);
             drop(spent);
             budget.made_progress();
@@ -219,14 +303,42 @@ impl MailboxReceiver {
         if queues.sender_gone {
             return Poll::Ready(Received::Disconnected);
         }
-        let replaced = match &queues.receiver {
-            Some(waker) if waker.will_wake(cx.waker()) => None,
-            _ => queues.receiver.replace(cx.waker().clone()),
-        };
-        queues.wants_messages = messages;
+        let replaced = queues.wait(cx, messages);
         drop(queues);
         drop(replaced);
         Poll::Pending
+    }
+
+    /// The queues' buffers that grew past [`KEPT_SLOTS`] and are empty now, for the caller
+    /// to free once the lock is released.
+    fn spent(queues: &mut Queues) -> (Option<VecDeque<Box<Control>>>, Option<VecDeque<Envelope>>) {
+        (
+            spent_room(&mut queues.signals),
+            spent_room(&mut queues.messages),
+        )
+    }
+
+    /// Leaves the instance of an idle actor, serving on `runtime`, for callers to borrow
+    /// until [`take_back`](Self::take_back).
+    pub fn lend(&mut self, instance: Box<GuestInstance>, runtime: Id) {
+        self.shared.lock().slot.lend(instance, runtime);
+    }
+
+    /// The lent instance, back once the actor has something to do (a signal, a message, a
+    /// closed sending side) and no caller holds it, or at once if a call ended the process.
+    pub async fn take_back(&mut self) -> Returned {
+        poll_fn(|cx| {
+            let mut queues = self.shared.lock();
+            let has_work = queues.has_work();
+            if let Some(returned) = queues.slot.take_back(has_work) {
+                return Poll::Ready(returned);
+            }
+            let replaced = queues.wait(cx, true);
+            drop(queues);
+            drop(replaced);
+            Poll::Pending
+        })
+        .await
     }
 
     /// Closes the mailbox of a process that has ended, and hands back what was still
@@ -237,8 +349,10 @@ impl MailboxReceiver {
         let signals = std::mem::take(&mut queues.signals);
         let messages = std::mem::take(&mut queues.messages);
         let waker = queues.receiver.take();
+        let idle = std::mem::take(&mut queues.slot);
         drop(queues);
         drop(waker);
+        drop(idle);
         self.shared.on_close.notify_waiters();
         (signals, messages)
     }

@@ -3,7 +3,9 @@
 //! [`ProcessHandle`] is the cheap, cloneable side that callers hold; the actor (in
 //! `actor.rs`) owns the instance and its `Store` and serves control signals first, then
 //! user messages, one at a time. Control requests (swap, state read, stop) are therefore
-//! only ever handled between two messages, never inside one.
+//! only ever handled between two messages, never inside one. While it has nothing to do,
+//! the actor lends the instance to callers, who serve their calls on their own tasks, one
+//! at a time and in the same order (`lending.rs`).
 
 pub(crate) mod actor;
 pub(crate) mod context;
@@ -14,6 +16,7 @@ mod exit;
 mod handle;
 mod hibernation;
 pub(crate) mod instance;
+mod lending;
 pub(crate) mod mailbox;
 pub(crate) mod status;
 pub(crate) mod suspension;

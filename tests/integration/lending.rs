@@ -1,0 +1,178 @@
+//! Calls served on the caller's own task, with the instance an idle process lends: the
+//! same order, limits and end as a call served by the process's task.
+
+use std::time::{Duration, Instant};
+
+use hotswap::{CallError, ExitReason, Node, Policy, ProcessRef, SpawnSpec};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// A `hostile-spin` process (its `sleep` op blocks in a WASI call, so the call yields), idle
+/// after one call, so that it lends its instance to the next caller.
+async fn idle_sleeper() -> (Node, ProcessRef) {
+    let node = Node::new(Policy::default()).expect("node");
+    node.load_file("sleeper", guest("hostile-spin"))
+        .await
+        .expect("hostile-spin");
+    node.spawn(SpawnSpec::new("sleeper").name("sleeper"))
+        .await
+        .expect("spawn");
+    let sleeper = ProcessRef::from("sleeper");
+    assert_eq!(
+        call_json(&node, &sleeper, json!({"op": "ping"})).await,
+        "pong"
+    );
+    (node, sleeper)
+}
+
+fn sleep(ms: u64) -> Vec<u8> {
+    json!({"op": "sleep", "ms": ms}).to_string().into_bytes()
+}
+
+fn handled(node: &Node, target: &ProcessRef) -> u64 {
+    node.process(target).expect("alive").describe().handled
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_never_passes_a_message_its_sender_sent_before_it() {
+    let (node, kv) = node_with_kv().await;
+    let rounds = 1_000;
+    let senders: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|key| {
+            let (node, kv) = (node.clone(), kv.clone());
+            tokio::spawn(async move {
+                for i in 0..rounds {
+                    let put = json!({"op": "put", "key": key, "value": i});
+                    node.cast(&kv, put.to_string().into_bytes()).expect("cast");
+                    assert_eq!(get(&node, &kv, key).await, json!(i), "{key} in round {i}");
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    assert_eq!(
+        handled(&node, &kv),
+        2 * 2 * rounds,
+        "every cast and call, once"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_that_stops_waiting_leaves_its_call_to_finish_and_the_process_serving() {
+    let (node, sleeper) = idle_sleeper().await;
+
+    let started = Instant::now();
+    let error = node
+        .call(&sleeper, sleep(400), Duration::from_millis(50))
+        .await
+        .expect_err("the caller gives up first");
+    assert!(matches!(error, CallError::Timeout { .. }), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "at the caller's own deadline, not the guest's end: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        call_json(&node, &sleeper, json!({"op": "ping"})).await,
+        "pong",
+        "served once the abandoned call has ended"
+    );
+
+    // A caller whose future is dropped mid-call, as `select!` or a timeout around the call
+    // would drop it.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(50),
+        node.call(&sleeper, sleep(400), TIMEOUT),
+    )
+    .await;
+    assert!(dropped.is_err(), "the guest was still sleeping");
+    assert_eq!(
+        call_json(&node, &sleeper, json!({"op": "ping"})).await,
+        "pong"
+    );
+
+    let handle = node.process(&sleeper).expect("still alive");
+    assert_eq!(handle.exit_reason(), None);
+    assert_eq!(
+        handled(&node, &sleeper),
+        5,
+        "the first ping, then two sleeps and two pings"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_waits_for_the_call_in_progress_on_its_callers_task() {
+    let (node, sleeper) = idle_sleeper().await;
+    let handle = node.process(&sleeper).expect("alive");
+    let call = {
+        let node = node.clone();
+        let sleeper = sleeper.clone();
+        tokio::spawn(async move { node.call(&sleeper, sleep(300), TIMEOUT).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    node.stop(&sleeper, "maintenance").await.expect("stop");
+    let answer = call.await.expect("caller task");
+    assert_eq!(
+        answer.as_deref().ok(),
+        Some(&b"null"[..]),
+        "the call in progress is answered before the stop: {answer:?}"
+    );
+    assert_eq!(
+        handle.closed().await,
+        ExitReason::Stopped {
+            reason: "maintenance".into()
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_set_in_a_call_from_another_runtime_outlives_that_runtime() {
+    let node = Node::new(Policy::default()).expect("node");
+    node.load_file("relay", guest("relay"))
+        .await
+        .expect("relay");
+    let pid = node
+        .spawn(SpawnSpec::new("relay").name("relay"))
+        .await
+        .expect("spawn");
+    let relay = ProcessRef::from("relay");
+    assert_eq!(
+        call_json(&node, &relay, json!({"op": "inbox"})).await,
+        json!([])
+    );
+
+    // A caller on a runtime of its own, which ends right after the call: the timer must
+    // not be one of its tasks.
+    let set = {
+        let (node, relay) = (node.clone(), relay.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the caller's runtime");
+            let request = json!({"op": "send_after", "to": pid, "message": "late", "millis": 50});
+            runtime.block_on(node.call(&relay, request.to_string().into_bytes(), TIMEOUT))
+        })
+    };
+    set.join()
+        .expect("the caller's thread")
+        .expect("send_after is answered");
+
+    let started = Instant::now();
+    loop {
+        let inbox = call_json(&node, &relay, json!({"op": "inbox"})).await;
+        if inbox == json!(["late"]) {
+            break;
+        }
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "the timer never fired: {inbox}"
+        );
+        assert_eq!(inbox, Value::Array(Vec::new()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

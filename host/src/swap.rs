@@ -226,7 +226,7 @@ pub(crate) fn commit(actor: &mut ProcessActor, staged: Staged) -> SwapReport {
         state_bytes,
     } = staged;
     let to = instance.module().clone();
-    let old = std::mem::replace(&mut actor.instance, instance);
+    let old = std::mem::replace(&mut actor.instance, Box::new(instance));
     actor.retire(old);
     record_commit(&actor.status, &from, &to, direction, state_bytes)
 }

@@ -31,8 +31,10 @@ pub(crate) struct ProcessActor {
     /// First, so dropped first: see [`PanicReason`].
     _fault_first: PanicReason,
     pub status: Arc<ProcessStatus>,
-    /// The instance the mailbox feeds; replaced by a committed swap.
-    pub instance: GuestInstance,
+    /// The instance the mailbox feeds; replaced by a committed swap. Boxed, so that lending
+    /// it to callers while idle (`lending.rs`) moves a pointer: inline, it would stay
+    /// reserved in the task while it is lent, in every idle process.
+    pub instance: Box<GuestInstance>,
     mailbox: MailboxReceiver,
     registry: Arc<Registry>,
     /// While anyone holds them, user messages wait in the mailbox; control signals are
@@ -87,7 +89,7 @@ impl ProcessActor {
     ) -> (ProcessHandle, Self) {
         let (sender, mailbox) = mailbox::mailbox(status.policy.mailbox_capacity);
         let handle = ProcessHandle::new(sender, status.clone());
-        let actor = Self::awake(status, instance, registry, mailbox);
+        let actor = Self::awake(status, Box::new(instance), registry, mailbox);
         (handle, actor)
     }
 
@@ -95,7 +97,7 @@ impl ProcessActor {
     /// one back from hibernation.
     pub(super) fn awake(
         status: Arc<ProcessStatus>,
-        instance: GuestInstance,
+        instance: Box<GuestInstance>,
         registry: Arc<Registry>,
         mailbox: MailboxReceiver,
     ) -> Self {
@@ -114,15 +116,15 @@ impl ProcessActor {
 
     /// Keeps `old` to drop once the mailbox is empty or the next message is served (at
     /// once, off this task, if one is waiting already).
-    pub(crate) fn retire(&mut self, old: GuestInstance) {
-        if let Some(previous) = self.retired.replace(Box::new(old)) {
+    pub(crate) fn retire(&mut self, old: Box<GuestInstance>) {
+        if let Some(previous) = self.retired.replace(old) {
             swap::retire(*previous);
         }
     }
 
-    /// Takes the actor apart for hibernation: everything but the instance, which is
-    /// returned for the caller to drop.
-    pub(super) fn into_parts(mut self) -> (Parts, GuestInstance) {
+    /// Takes the actor apart, for hibernation or lending: everything but the instance,
+    /// which is returned beside it.
+    pub(super) fn into_parts(mut self) -> (Parts, Box<GuestInstance>) {
         if let Some(retired) = self.retired.take() {
             swap::retire(*retired);
         }
@@ -515,7 +517,7 @@ pub(super) struct Parts {
 
 impl Parts {
     /// The actor again, serving `instance`.
-    pub fn reunite(self, instance: GuestInstance) -> ProcessActor {
+    pub fn reunite(self, instance: Box<GuestInstance>) -> ProcessActor {
         let Self {
             _fault_first: _,
             status,

@@ -180,7 +180,7 @@ impl Asleep {
             .status
             .hibernating
             .store(false, Ordering::Release);
-        self.parts.reunite(instance)
+        self.parts.reunite(Box::new(instance))
     }
 
     /// A fresh instance of the version the process slept on, holding its state again.

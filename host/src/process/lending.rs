@@ -151,14 +151,14 @@ pub(crate) async fn lend(actor: ProcessActor) -> Option<ProcessActor> {
     let (mut parts, instance) = actor.into_parts();
     // The actor is a task of this runtime.
     let runtime = Handle::current().id();
-    parts.mailbox.lend(Box::new(instance), runtime);
+    parts.mailbox.lend(instance, runtime);
     match parts.mailbox.take_back().await {
-        Returned::Instance(instance) => Some(parts.reunite(*instance)),
+        Returned::Instance(instance) => Some(parts.reunite(instance)),
         Returned::Ended {
             instance: Some(instance),
             reason,
         } => {
-            parts.reunite(*instance).exit(*reason);
+            parts.reunite(instance).exit(*reason);
             None
         }
         Returned::Ended {

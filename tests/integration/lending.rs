@@ -1,6 +1,8 @@
 //! Calls served on the caller's own task, with the instance an idle process lends: the
 //! same order, limits and end as a call served by the process's task.
 
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use hotswap::{CallError, ExitReason, Node, Policy, ProcessRef, SpawnSpec};
@@ -8,14 +10,15 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-/// A `hostile-spin` process (its `sleep` op blocks in a WASI call, so the call yields), idle
-/// after one call, so that it lends its instance to the next caller.
-async fn idle_sleeper() -> (Node, ProcessRef) {
+/// A `hostile-spin` process under `policy` (its `sleep` op blocks in a WASI call, so the
+/// call yields; its `spin` op loops), idle after one call, so that it lends its instance
+/// to the next caller.
+async fn idle_sleeper(policy: Policy) -> (Node, ProcessRef) {
     let node = Node::new(Policy::default()).expect("node");
     node.load_file("sleeper", guest("hostile-spin"))
         .await
         .expect("hostile-spin");
-    node.spawn(SpawnSpec::new("sleeper").name("sleeper"))
+    node.spawn(SpawnSpec::new("sleeper").name("sleeper").policy(policy))
         .await
         .expect("spawn");
     let sleeper = ProcessRef::from("sleeper");
@@ -32,6 +35,96 @@ fn sleep(ms: u64) -> Vec<u8> {
 
 fn handled(node: &Node, target: &ProcessRef) -> u64 {
     node.process(target).expect("alive").describe().handled
+}
+
+/// A policy whose calls may run for `limit` at most.
+fn limited_to(limit: Duration) -> Policy {
+    Policy {
+        message_time_limit: limit,
+        ..Policy::default()
+    }
+}
+
+#[tokio::test]
+async fn a_call_to_an_idle_process_is_answered_in_its_callers_first_poll() {
+    let (node, kv) = node_with_kv().await;
+    put(&node, &kv, "a", json!(1)).await;
+    let handle = node.process(&kv).expect("alive");
+    let mut call = pin!(handle.call(br#"{"op":"get","key":"a"}"#.to_vec(), 0, TIMEOUT));
+    // Through the mailbox, the answer would need the process's task to run first.
+    match call.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(reply)) => assert_eq!(reply, b"1"),
+        Poll::Ready(Err(error)) => panic!("{error}"),
+        Poll::Pending => panic!("the call waited for the process's task"),
+    }
+    assert_eq!(handled(&node, &kv), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_its_caller_stops_polling_does_not_hold_up_the_process() {
+    let limit = Duration::from_secs(1);
+    let (node, sleeper) = idle_sleeper(limited_to(limit)).await;
+    let handle = node.process(&sleeper).expect("alive");
+    let mut slow = Box::pin(handle.call(sleep(300), 0, TIMEOUT));
+    assert!(
+        slow.as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending(),
+        "the guest sleeps"
+    );
+    // Nobody polls `slow` again until well past the process's time limit.
+    let started = Instant::now();
+    assert_eq!(
+        call_json(&node, &sleeper, json!({"op": "ping"})).await,
+        "pong",
+        "served right after the sleep"
+    );
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+    tokio::time::sleep(limit + Duration::from_millis(200)).await;
+    assert_eq!(
+        handle.exit_reason(),
+        None,
+        "the unpolled call ran out of time"
+    );
+    assert_eq!(slow.await.expect("the sleep's answer"), b"null");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_in_a_call_in_place_ends_the_process_and_answers_the_calls_queued_behind() {
+    let (node, sleeper) = idle_sleeper(limited_to(Duration::from_millis(300))).await;
+    let handle = node.process(&sleeper).expect("alive");
+    let spin = {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let error = handle
+                .call(br#"{"op":"spin"}"#.to_vec(), 0, TIMEOUT)
+                .await
+                .expect_err("the spin runs out of time");
+            (error, handle.exit_reason())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let behind = handle
+        .call(br#"{"op":"ping"}"#.to_vec(), 0, TIMEOUT)
+        .await
+        .expect_err("queued behind the spin");
+    let (error, exited_when_told) = spin.await.expect("the spinning caller");
+    let reason = ExitReason::Trapped {
+        callback: "handle-call".into(),
+        cause: "exceeded 300ms in handle-call".into(),
+    };
+    for error in [error, behind] {
+        let CallError::Exited { reason: got, .. } = error else {
+            panic!("expected the exit, got {error}");
+        };
+        assert_eq!(got, reason);
+    }
+    assert_eq!(
+        exited_when_told,
+        Some(reason),
+        "unregistered before the caller heard"
+    );
+    assert_eq!(node.whereis("sleeper"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,7 +156,7 @@ async fn a_call_never_passes_a_message_its_sender_sent_before_it() {
 
 #[tokio::test]
 async fn a_caller_that_stops_waiting_leaves_its_call_to_finish_and_the_process_serving() {
-    let (node, sleeper) = idle_sleeper().await;
+    let (node, sleeper) = idle_sleeper(Policy::default()).await;
 
     let started = Instant::now();
     let error = node
@@ -106,7 +199,7 @@ async fn a_caller_that_stops_waiting_leaves_its_call_to_finish_and_the_process_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_waits_for_the_call_in_progress_on_its_callers_task() {
-    let (node, sleeper) = idle_sleeper().await;
+    let (node, sleeper) = idle_sleeper(Policy::default()).await;
     let handle = node.process(&sleeper).expect("alive");
     let call = {
         let node = node.clone();

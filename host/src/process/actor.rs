@@ -140,7 +140,7 @@ impl ProcessActor {
     /// Whether the process may lend its instance while nothing is queued: it serves
     /// messages, is in the middle of nothing (a staged release, a swapped-out instance to
     /// drop), and has no idle timer to keep (hibernation).
-    fn may_lend(&self) -> bool {
+    pub(super) fn may_lend(&self) -> bool {
         !self.holds.any()
             && self.staged.is_none()
             && self.retired.is_none()
@@ -527,19 +527,11 @@ impl Parts {
         ProcessActor::awake(status, instance, registry, mailbox)
     }
 
-    /// Ends a process whose instance is gone already (lost with a call abandoned mid-way):
-    /// what [`ProcessActor::exit`] does, but for dropping the instance.
+    /// Ends a process whose instance was lost with a call that never ended (a panic in
+    /// the host, or its task dropped): what [`ProcessActor::exit`] does, but for dropping
+    /// the instance. The reason is a host fault, which the task's `ExitGuard` logs.
     pub fn exit_without_instance(self, reason: ExitReason) {
         let reason = record_exit(&self.status, &self.registry, reason);
-        let version = self.status.running();
-        tracing::error!(
-            node = self.status.node.0,
-            pid = self.status.pid,
-            module = %version.name,
-            vsn = %version.vsn,
-            %reason,
-            "process exited"
-        );
         self.close(&reason);
     }
 
@@ -620,7 +612,7 @@ impl Drop for PanicReason {
 }
 
 /// The exit reason of a process whose task panicked in host code.
-fn task_panicked() -> ExitReason {
+pub(super) fn task_panicked() -> ExitReason {
     ExitReason::HostFault {
         cause: "the task serving the process panicked".into(),
     }

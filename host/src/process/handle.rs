@@ -12,7 +12,7 @@ use crate::process::control::Control;
 use crate::process::deadline;
 use crate::process::envelope::Envelope;
 use crate::process::instance::GuestInstance;
-use crate::process::lending;
+use crate::process::lending::{self, InPlace};
 use crate::process::mailbox::{MailboxSender, Refused};
 use crate::process::status::ProcessStatus;
 use crate::process::suspension::Suspender;
@@ -44,24 +44,38 @@ impl ProcessHandle {
     }
 
     /// Sends `request` to `handle-call` and waits up to `timeout` for the reply. A reply
-    /// that the guest marked as an error is [`CallError::Refused`]. A process with nothing
-    /// queued may lend its instance for the caller to serve the call itself (`lending.rs`).
+    /// that the guest marked as an error is [`CallError::Refused`].
+    ///
+    /// A process with nothing queued serves the call on the caller's task, with the
+    /// instance it lends while idle (`lending.rs`): the guest's work, and its log lines,
+    /// happen there, inside the caller's tracing span. A call the guest does not end at
+    /// once (it yields, or waits in a host call) goes on in a task of its own.
     pub async fn call(
         &self,
         request: Vec<u8>,
         caller: Pid,
         timeout: Duration,
     ) -> Result<Vec<u8>, CallError> {
-        if let Some(borrowed) = lending::borrow(&self.mailbox) {
-            let status = self.status.clone();
-            return lending::call(borrowed, status, request, caller, timeout).await;
-        }
-        let (reply, answer) = oneshot::channel();
-        self.deliver(Envelope::Call {
-            request,
-            caller,
-            reply,
-        })?;
+        // Before borrowing: a caller whose calls all end in place yields here in turn.
+        tokio::task::coop::consume_budget().await;
+        let answer = match lending::borrow(&self.mailbox) {
+            Some(borrowed) => {
+                let status = self.status.clone();
+                match lending::call_in_place(borrowed, status, request, caller).await {
+                    InPlace::Answered(answered) => return answered,
+                    InPlace::Continues(answer) => answer,
+                }
+            }
+            None => {
+                let (reply, answer) = oneshot::channel();
+                self.deliver(Envelope::Call {
+                    request,
+                    caller,
+                    reply,
+                })?;
+                answer
+            }
+        };
         let reply = answered(answer, self.mailbox.closed());
         match deadline::timeout(timeout, reply).await {
             Ok(Some(result)) => result,
@@ -269,11 +283,12 @@ impl ProcessHandle {
         self.status.exit_reason()
     }
 
-    /// Whether user messages wait in the mailbox of a process that is not suspended, so that
-    /// it will serve them right after any signal sent now. (A forecast: the mailbox may be
-    /// empty by the time anyone acts on it.)
+    /// Whether user messages wait in the mailbox of a process that is not suspended, or a
+    /// call is being served on its caller's task, so that the process will serve a message
+    /// right before or after any signal sent now. (A forecast: the mailbox may be empty by
+    /// the time anyone acts on it.)
     pub(crate) fn has_messages_waiting(&self) -> bool {
-        self.mailbox.len() > 0 && !self.status.suspended.load(Ordering::Acquire)
+        self.mailbox.busy() && !self.status.suspended.load(Ordering::Acquire)
     }
 
     pub fn describe(&self) -> ProcessInfo {
@@ -322,7 +337,7 @@ mod tests {
     #[tokio::test]
     async fn a_reply_dropped_before_the_exit_is_written_reports_the_exit_written_after() {
         let (reply, answer) = oneshot::channel();
-        let (mailbox, receiver) = crate::process::mailbox::mailbox(1);
+        let (mailbox, receiver) = crate::process::mailbox::mailbox::<()>(1);
         let exit = Arc::new(OnceLock::new());
         let caller = {
             let exit = exit.clone();

@@ -11,42 +11,48 @@
 //!
 //! What keeps the actor's guarantees:
 //! - **One place at a time.** The instance is with the actor, in the mailbox's slot, or
-//!   with exactly one caller ([`Slot`]), and the slot is under the mailbox's lock.
+//!   with exactly one call ([`Slot`]), and the slot is under the mailbox's lock.
 //! - **Order.** A caller borrows only when no signal and no message is queued and the actor
 //!   is waiting with nothing in hand: what the actor would have served next is this call.
 //!   What arrives while it is served waits for it, as it would behind a message the actor
-//!   serves: the caller gives the instance back and wakes the actor.
+//!   serves: the instance is given back and the actor woken.
 //! - **Only when nothing else is going on.** An actor lends only when it is not suspended,
 //!   holds no staged release, has no swapped-out instance to drop, and has no hibernation
 //!   policy (whose idle timer it keeps itself).
+//! - **In place only while it takes no time.** The caller polls the guest call once, on
+//!   its own task. Most calls end in that poll. One that does not (the guest yielded at an
+//!   epoch tick, or waits in a host call) goes on in a task of its own on the process's
+//!   runtime, and the caller waits for its answer as it would for the actor's: the process
+//!   never depends on a caller polling it, and a caller that gives up (its timeout, or its
+//!   future dropped) leaves the call to finish, then the instance is given back whole.
 //! - **The same runtime.** Host calls of the guest (a `send-after` timer) start tasks on
 //!   the runtime they run on, so only a caller on the actor's runtime borrows.
 //! - **The same limits.** The call runs under the process's `message_time_limit`, counts
-//!   in `handled` (so an optimistic swap sees that the state may have changed), and its
-//!   tokio budget is the caller's.
+//!   in `handled` (so an optimistic swap sees that the state may have changed), and takes
+//!   from the caller's tokio budget, so that a caller whose calls all end in place still
+//!   yields.
 //! - **The same end.** A trap unregisters the process before the caller hears of it; the
 //!   actor then takes the instance back and exits with the reason, answering every call
-//!   queued behind it.
-//! - **Never dropped mid-call.** A caller that stops waiting while the guest is inside its
-//!   call (its timeout passes, or its future is dropped, which only a guest that yields
-//!   allows) leaves the rest of the call to a task of its own, which gives the instance back.
+//!   queued behind it. A panic in the host while a call is served in place is caught
+//!   there: the caller gets the process's exit, as it would from a panicking actor.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::task::Poll;
 
 use tokio::runtime::{Handle, Id};
+use tokio::sync::oneshot;
 
 use crate::error::CallError;
-use crate::process::actor::{ProcessActor, record_exit};
-use crate::process::deadline;
+use crate::process::actor::{ProcessActor, record_exit, task_panicked};
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::MailboxSender;
 use crate::process::status::ProcessStatus;
 use crate::process::{ExitReason, Pid};
+use crate::swap;
 
 /// Where a process's instance is while its actor waits. (Generic only for its tests.)
 #[derive(Default)]
@@ -137,17 +143,23 @@ impl<I> Slot<I> {
     }
 }
 
-/// The end of a process whose instance was lost with a call abandoned mid-way (its future
-/// dropped where no task could finish it, or a panic in the host while it ran).
+/// The end of a process whose instance was lost with a call dropped unfinished: the task
+/// finishing it was dropped, as a runtime that shuts down drops its tasks.
 fn abandoned() -> ExitReason {
     ExitReason::HostFault {
-        cause: "a call served on its caller's task was abandoned mid-way".into(),
+        cause: "a call served outside the process's task was dropped unfinished".into(),
     }
 }
 
 /// Lends the idle actor's instance to callers until it has work, then takes it back.
 /// `None` when a lent call ended the process (every caller told why).
 pub(crate) async fn lend(actor: ProcessActor) -> Option<ProcessActor> {
+    // Taking the actor apart and putting it back together keeps only what `awake` sets:
+    // `may_lend` is what makes that everything.
+    debug_assert!(
+        actor.may_lend(),
+        "lending an actor that is in the middle of something"
+    );
     let (mut parts, instance) = actor.into_parts();
     // The actor is a task of this runtime.
     let runtime = Handle::current().id();
@@ -171,70 +183,117 @@ pub(crate) async fn lend(actor: ProcessActor) -> Option<ProcessActor> {
     }
 }
 
-/// The instance of `mailbox`'s process, if its actor lent it and nothing is queued: the
-/// caller then serves its call with [`call`].
-pub(crate) fn borrow(mailbox: &Arc<MailboxSender>) -> Option<Borrowed> {
-    let runtime = Handle::try_current().ok()?.id();
-    let instance = mailbox.borrow(runtime)?;
-    Some(Borrowed {
-        instance: Some(instance),
-        mailbox: mailbox.clone(),
-    })
-}
-
-/// A lent instance, given back when the call is served, or, if it is dropped before (a
-/// panic in the host), given back as lost.
+/// An instance lent to one call, the duty to give it back, and the lender's runtime (the
+/// caller's too), where a call that yields goes on.
 pub(crate) struct Borrowed {
-    /// `Some` until given back.
-    instance: Option<Box<GuestInstance>>,
+    instance: Box<GuestInstance>,
+    lease: Lease,
+    runtime: Handle,
+}
+
+/// The duty to give a lent instance back: done by [`Lease::give_back`]; dropped without
+/// it (a panic in the host mid-call, or the call's task dropped by a runtime shutting
+/// down), it tells the actor that the instance is lost and the process must end.
+struct Lease {
     mailbox: Arc<MailboxSender>,
+    given_back: bool,
 }
 
-impl Borrowed {
-    fn give_back(mut self, end: Option<ExitReason>) {
-        self.mailbox.give_back(self.instance.take(), end);
-    }
-}
-
-impl Drop for Borrowed {
-    fn drop(&mut self) {
-        if self.instance.is_some() {
-            // Dropped mid-call: the instance may be anywhere inside the guest.
-            self.mailbox.give_back(None, Some(abandoned()));
+impl Lease {
+    fn give_back(mut self, instance: Box<GuestInstance>, end: Option<ExitReason>) {
+        self.given_back = true;
+        if let Some(unwanted) = self.mailbox.give_back(Some(instance), end) {
+            // The process is gone (its runtime shut down): freed off this task, as an
+            // exited process's instance is.
+            swap::retire(*unwanted);
         }
     }
 }
 
-/// Serves `request` on the caller's task with a borrowed instance, and waits up to
-/// `timeout` for the reply, as a queued call would.
-pub(crate) async fn call(
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.given_back {
+            let reason = if std::thread::panicking() {
+                task_panicked()
+            } else {
+                abandoned()
+            };
+            // Without an instance, nothing can come back to drop.
+            let _ = self.mailbox.give_back(None, Some(reason));
+        }
+    }
+}
+
+/// The instance of `mailbox`'s process, if its actor lent it and nothing is queued: the
+/// caller then serves its call with [`call_in_place`].
+pub(crate) fn borrow(mailbox: &Arc<MailboxSender>) -> Option<Borrowed> {
+    let runtime = Handle::try_current().ok()?;
+    let instance = mailbox.borrow(runtime.id())?;
+    Some(Borrowed {
+        instance,
+        lease: Lease {
+            mailbox: mailbox.clone(),
+            given_back: false,
+        },
+        runtime,
+    })
+}
+
+/// What became of a call served in place.
+pub(crate) enum InPlace {
+    /// It ended in its first poll.
+    Answered(Result<Vec<u8>, CallError>),
+    /// It goes on in a task of its own, which answers here; the sender dropped unsent
+    /// means that the process ended, as for a call the actor serves.
+    Continues(oneshot::Receiver<Result<Vec<u8>, CallError>>),
+}
+
+type Call = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
+
+/// Serves `request` with a borrowed instance: polled once here, then, if the guest is not
+/// done, in a task of its own (see the module's docs).
+pub(crate) async fn call_in_place(
     borrowed: Borrowed,
     status: Arc<ProcessStatus>,
     request: Vec<u8>,
     caller: Pid,
-    timeout: Duration,
-) -> Result<Vec<u8>, CallError> {
-    let pid = status.pid;
-    let served = Served {
-        call: Some(Box::pin(serve(borrowed, status, request, caller))),
-    };
-    deadline::timeout(timeout, served)
-        .await
-        .unwrap_or(Err(CallError::Timeout { pid, timeout }))
+) -> InPlace {
+    let Borrowed {
+        instance,
+        lease,
+        runtime,
+    } = borrowed;
+    let mut call: Call = Box::pin(serve(instance, lease, status, request, caller));
+    let first = poll_fn(|cx| {
+        // A panic unwinds through the call, whose lease then tells the actor; the caller
+        // learns of it as from a panicking actor: its reply dropped.
+        Poll::Ready(catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))))
+    })
+    .await;
+    match first {
+        Ok(Poll::Ready(answered)) => InPlace::Answered(answered),
+        Ok(Poll::Pending) => {
+            let (reply, answer) = oneshot::channel();
+            runtime.spawn(async move {
+                // The caller may have stopped waiting: its loss, not ours.
+                let _ = reply.send(call.await);
+            });
+            InPlace::Continues(answer)
+        }
+        Err(_panic) => {
+            drop(call);
+            InPlace::Continues(oneshot::channel().1)
+        }
+    }
 }
 
 async fn serve(
-    mut borrowed: Borrowed,
+    mut instance: Box<GuestInstance>,
+    lease: Lease,
     status: Arc<ProcessStatus>,
     request: Vec<u8>,
     caller: Pid,
 ) -> Result<Vec<u8>, CallError> {
-    let Some(instance) = borrowed.instance.as_mut() else {
-        return Err(CallError::Exited {
-            pid: status.pid,
-            reason: abandoned(),
-        });
-    };
     let limit = status.policy.message_time_limit;
     let outcome = instance.handle_call(&request, caller, limit).await;
     status.handled.fetch_add(1, Ordering::Relaxed);
@@ -242,61 +301,17 @@ async fn serve(
         Ok(answer) => {
             let answer =
                 answer.map_err(|reason| CallError::refused(instance.module(), status.pid, reason));
-            borrowed.give_back(None);
+            lease.give_back(instance, None);
             answer
         }
         Err(trap) => {
             // Gone from the registry before the caller hears of it, as in the actor.
             let reason = record_exit(&status, instance.registry(), trap.into());
-            borrowed.give_back(Some(reason.clone()));
+            lease.give_back(instance, Some(reason.clone()));
             Err(CallError::Exited {
                 pid: status.pid,
                 reason,
             })
-        }
-    }
-}
-
-type Call = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
-
-/// A call served on the caller's task. Dropped before it is done (the caller's timeout,
-/// or the caller's future dropped), it leaves the rest of the call to a task of its own:
-/// the guest is inside its call, and only finishing it gives the instance back whole.
-struct Served {
-    /// `None` once done.
-    call: Option<Call>,
-}
-
-impl Future for Served {
-    type Output = Result<Vec<u8>, CallError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // A caller whose calls all finish at once would otherwise never yield.
-        let budget = ready!(tokio::task::coop::poll_proceed(cx));
-        let Some(call) = self.call.as_mut() else {
-            return Poll::Pending;
-        };
-        let answer = ready!(call.as_mut().poll(cx));
-        self.call = None;
-        budget.made_progress();
-        Poll::Ready(answer)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let Some(call) = self.call.take() else {
-            return;
-        };
-        match Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    // Nobody waits for the answer any more.
-                    let _ = call.await;
-                });
-            }
-            // No runtime to finish it on: dropping it gives the instance back as lost.
-            Err(_) => drop(call),
         }
     }
 }

@@ -43,7 +43,7 @@ use crate::process::lending::{Returned, Slot};
 const KEPT_SLOTS: usize = 32;
 
 /// A new mailbox that holds at most `capacity` user messages (at least one).
-pub(crate) fn mailbox(capacity: usize) -> (MailboxSender, MailboxReceiver) {
+pub(crate) fn mailbox<I>(capacity: usize) -> (MailboxSender<I>, MailboxReceiver<I>) {
     let shared = Arc::new(Shared {
         queues: Mutex::new(Queues::default()),
         on_close: Notify::new(),
@@ -57,23 +57,22 @@ pub(crate) fn mailbox(capacity: usize) -> (MailboxSender, MailboxReceiver) {
     )
 }
 
-struct Shared {
-    queues: Mutex<Queues>,
+struct Shared<I> {
+    queues: Mutex<Queues<I>>,
     /// Wakes whoever waits for the mailbox to close ([`MailboxSender::closed`]).
     on_close: Notify,
     capacity: usize,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queues> {
+impl<I> Shared<I> {
+    fn lock(&self) -> MutexGuard<'_, Queues<I>> {
         // The queues are consistent between any two statements made under the lock, so
         // one poisoned by a panic there (an allocation failing) still holds good queues.
         self.queues.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-#[derive(Default)]
-struct Queues {
+struct Queues<I> {
     signals: VecDeque<Box<Control>>,
     messages: VecDeque<Envelope>,
     /// The actor's waker while it waits.
@@ -86,10 +85,24 @@ struct Queues {
     /// The process has ended: nothing more is accepted.
     closed: bool,
     /// Where the instance is while the actor waits: lent or not (`lending.rs`).
-    slot: Slot,
+    slot: Slot<I>,
 }
 
-impl Queues {
+impl<I> Default for Queues<I> {
+    fn default() -> Self {
+        Self {
+            signals: VecDeque::new(),
+            messages: VecDeque::new(),
+            receiver: None,
+            wants_messages: false,
+            sender_gone: false,
+            closed: false,
+            slot: Slot::default(),
+        }
+    }
+}
+
+impl<I> Queues<I> {
     /// Whether a lending actor has anything to take back its instance for: a signal, a
     /// message, or the news that nobody can reach it any more. (An actor lends only while
     /// it serves messages.)
@@ -141,11 +154,11 @@ pub(crate) enum Received {
 
 /// The side every handle of the process shares (behind one `Arc`): dropping it tells the
 /// actor that nobody can reach it any more.
-pub(crate) struct MailboxSender {
-    shared: Arc<Shared>,
+pub(crate) struct MailboxSender<I = Box<GuestInstance>> {
+    shared: Arc<Shared<I>>,
 }
 
-impl MailboxSender {
+impl<I> MailboxSender<I> {
     /// Queues a user message, unless the mailbox is full or closed.
     pub fn post(&self, envelope: Envelope) -> Result<(), Refused> {
         let mut queues = self.shared.lock();
@@ -193,7 +206,7 @@ impl MailboxSender {
 
     /// The instance of an idle actor, if it lent it on `runtime` and nothing is queued:
     /// the caller serves its call itself, then gives it back (`lending.rs`).
-    pub fn borrow(&self, runtime: Id) -> Option<Box<GuestInstance>> {
+    pub fn borrow(&self, runtime: Id) -> Option<I> {
         let mut queues = self.shared.lock();
         let queued = !queues.signals.is_empty() || !queues.messages.is_empty();
         if queued || queues.closed {
@@ -204,13 +217,13 @@ impl MailboxSender {
 
     /// Gives back what [`borrow`](Self::borrow) lent, and wakes the actor if anything
     /// arrived meanwhile, or if the call ended the process (`end`, or no `instance` left).
-    pub fn give_back(&self, instance: Option<Box<GuestInstance>>, end: Option<ExitReason>) {
+    /// Hands the instance back to the caller, to drop, if the process has ended meanwhile
+    /// (its runtime shut down), since nobody will take it back.
+    #[must_use]
+    pub fn give_back(&self, instance: Option<I>, end: Option<ExitReason>) -> Option<I> {
         let mut queues = self.shared.lock();
         if queues.closed {
-            // The actor is gone (its runtime shut down): nobody will take it back.
-            drop(queues);
-            drop(instance);
-            return;
+            return instance;
         }
         let wake = end.is_some() || instance.is_none() || queues.has_work();
         queues.slot.give_back(instance, end);
@@ -219,6 +232,14 @@ impl MailboxSender {
         if let Some(Some(waker)) = waiting {
             waker.wake();
         }
+        None
+    }
+
+    /// Whether a message waits, or a call is being served in place: either way, what a
+    /// signal sent now would find in hand.
+    pub fn busy(&self) -> bool {
+        let queues = self.shared.lock();
+        !queues.messages.is_empty() || queues.slot.is_lent()
     }
 
     /// How many user messages the mailbox holds at most.
@@ -246,7 +267,7 @@ impl MailboxSender {
     }
 }
 
-impl Drop for MailboxSender {
+impl<I> Drop for MailboxSender<I> {
     fn drop(&mut self) {
         let mut queues = self.shared.lock();
         queues.sender_gone = true;
@@ -259,11 +280,11 @@ impl Drop for MailboxSender {
 }
 
 /// The actor's side. Dropping it closes the mailbox.
-pub(crate) struct MailboxReceiver {
-    shared: Arc<Shared>,
+pub(crate) struct MailboxReceiver<I = Box<GuestInstance>> {
+    shared: Arc<Shared<I>>,
 }
 
-impl MailboxReceiver {
+impl<I> MailboxReceiver<I> {
     /// The next control signal or, if `messages` (no one holds them), the next user
     /// message; signals first.
     pub async fn recv(&mut self, messages: bool) -> Received {
@@ -311,7 +332,9 @@ impl MailboxReceiver {
 
     /// The queues' buffers that grew past [`KEPT_SLOTS`] and are empty now, for the caller
     /// to free once the lock is released.
-    fn spent(queues: &mut Queues) -> (Option<VecDeque<Box<Control>>>, Option<VecDeque<Envelope>>) {
+    fn spent(
+        queues: &mut Queues<I>,
+    ) -> (Option<VecDeque<Box<Control>>>, Option<VecDeque<Envelope>>) {
         (
             spent_room(&mut queues.signals),
             spent_room(&mut queues.messages),
@@ -320,13 +343,13 @@ impl MailboxReceiver {
 
     /// Leaves the instance of an idle actor, serving on `runtime`, for callers to borrow
     /// until [`take_back`](Self::take_back).
-    pub fn lend(&mut self, instance: Box<GuestInstance>, runtime: Id) {
+    pub fn lend(&mut self, instance: I, runtime: Id) {
         self.shared.lock().slot.lend(instance, runtime);
     }
 
     /// The lent instance, back once the actor has something to do (a signal, a message, a
     /// closed sending side) and no caller holds it, or at once if a call ended the process.
-    pub async fn take_back(&mut self) -> Returned {
+    pub async fn take_back(&mut self) -> Returned<I> {
         poll_fn(|cx| {
             let mut queues = self.shared.lock();
             let has_work = queues.has_work();
@@ -358,7 +381,7 @@ impl MailboxReceiver {
     }
 }
 
-impl Drop for MailboxReceiver {
+impl<I> Drop for MailboxReceiver<I> {
     fn drop(&mut self) {
         // Whatever was queued is dropped here, outside the lock: a call's requester then
         // sees its reply dropped, and waits for the close to read the exit reason.
@@ -385,6 +408,19 @@ mod tests {
         tokio::time::timeout(PATIENCE, what)
             .await
             .expect("woken within the patience")
+    }
+
+    /// A mailbox whose lent "instance" is a name.
+    fn mailbox(capacity: usize) -> (MailboxSender<&'static str>, MailboxReceiver<&'static str>) {
+        super::mailbox(capacity)
+    }
+
+    /// The id of a runtime of its own.
+    fn runtime() -> Id {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime.handle().id()
     }
 
     /// A waker that counts its wakes.
@@ -572,5 +608,112 @@ mod tests {
             }
         }
         assert!(pending > 0, "1,000 receives never yielded");
+    }
+
+    #[test]
+    fn a_caller_borrows_only_what_an_idle_actor_lent_and_only_with_nothing_queued() {
+        let (sender, mut receiver) = mailbox(4);
+        let ours = runtime();
+        assert_eq!(sender.borrow(ours), None, "nothing lent");
+        receiver.lend("kv", ours);
+        assert_eq!(sender.post(cast("first")), Ok(()));
+        assert_eq!(sender.borrow(ours), None, "a message sent before the call");
+        let _ = receiver.shared.lock().messages.pop_front();
+        assert!(sender.signal(abort()).is_ok());
+        assert_eq!(sender.borrow(ours), None, "a signal sent before the call");
+        let _ = receiver.shared.lock().signals.pop_front();
+        assert_eq!(sender.borrow(ours), Some("kv"));
+        assert!(sender.busy(), "a call in progress is work in hand");
+    }
+
+    #[test]
+    fn what_arrives_during_a_call_in_place_wakes_the_actor_once_the_instance_is_back() {
+        let (sender, mut receiver) = mailbox(4);
+        let ours = runtime();
+        let wakes = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        receiver.lend("kv", ours);
+        let mut taking = std::pin::pin!(receiver.take_back());
+        assert!(taking.as_mut().poll(&mut cx).is_pending(), "nothing to do");
+        assert_eq!(sender.borrow(ours), Some("kv"));
+        assert_eq!(sender.post(cast("during")), Ok(()));
+        assert!(sender.signal(abort()).is_ok());
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            0,
+            "woken while it could only wait for the instance"
+        );
+        assert!(taking.as_mut().poll(&mut cx).is_pending(), "still lent");
+        assert_eq!(sender.give_back(Some("kv"), None), None);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "not woken by the return");
+        assert_eq!(
+            taking.as_mut().poll(&mut cx),
+            Poll::Ready(Returned::Instance("kv"))
+        );
+    }
+
+    #[test]
+    fn an_instance_back_with_nothing_arrived_is_lent_again_without_waking_the_actor() {
+        let (sender, mut receiver) = mailbox(4);
+        let ours = runtime();
+        let wakes = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        receiver.lend("kv", ours);
+        let mut taking = std::pin::pin!(receiver.take_back());
+        assert!(taking.as_mut().poll(&mut cx).is_pending());
+        for _ in 0..3 {
+            assert_eq!(sender.borrow(ours), Some("kv"));
+            assert_eq!(sender.give_back(Some("kv"), None), None);
+        }
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+        assert!(taking.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(sender.post(cast("next")), Ok(()));
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            1,
+            "a message to an idle lender"
+        );
+        assert_eq!(
+            taking.as_mut().poll(&mut cx),
+            Poll::Ready(Returned::Instance("kv"))
+        );
+    }
+
+    #[test]
+    fn a_call_that_ends_the_process_wakes_the_actor_with_the_reason() {
+        let (sender, mut receiver) = mailbox(4);
+        let ours = runtime();
+        let wakes = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let trapped = ExitReason::Trapped {
+            callback: "handle-call".into(),
+            cause: "wasm trap: unreachable".into(),
+        };
+        receiver.lend("kv", ours);
+        let mut taking = std::pin::pin!(receiver.take_back());
+        assert!(taking.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(sender.borrow(ours), Some("kv"));
+        assert_eq!(sender.give_back(Some("kv"), Some(trapped.clone())), None);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            taking.as_mut().poll(&mut cx),
+            Poll::Ready(Returned::Ended {
+                instance: Some("kv"),
+                reason: Box::new(trapped),
+            })
+        );
+    }
+
+    #[test]
+    fn an_instance_back_after_the_process_ended_is_handed_to_the_caller_to_drop() {
+        let (sender, mut receiver) = mailbox(4);
+        let ours = runtime();
+        receiver.lend("kv", ours);
+        assert_eq!(sender.borrow(ours), Some("kv"));
+        drop(receiver);
+        assert_eq!(sender.give_back(Some("kv"), None), Some("kv"));
     }
 }

@@ -626,80 +626,85 @@ mod tests {
         assert!(sender.busy(), "a call in progress is work in hand");
     }
 
+    /// An actor that lent "kv" and waits to take it back, polled by hand, counting the
+    /// wake-ups it gets.
+    struct Lender {
+        receiver: MailboxReceiver<&'static str>,
+        wakes: Arc<Counting>,
+        waker: Waker,
+    }
+
+    impl Lender {
+        /// The lender, waiting, and its mailbox's sending side and runtime.
+        fn waiting() -> (Self, MailboxSender<&'static str>, Id) {
+            let (sender, mut receiver) = mailbox(4);
+            let runtime = runtime();
+            receiver.lend("kv", runtime);
+            let wakes = Arc::new(Counting(AtomicUsize::new(0)));
+            let waker = Waker::from(wakes.clone());
+            let mut lender = Self {
+                receiver,
+                wakes,
+                waker,
+            };
+            assert!(lender.take_back().is_pending(), "nothing to do yet");
+            (lender, sender, runtime)
+        }
+
+        /// One poll of `take_back` (a fresh one each time: it keeps nothing between polls).
+        fn take_back(&mut self) -> Poll<Returned<&'static str>> {
+            let mut cx = Context::from_waker(&self.waker);
+            std::pin::pin!(self.receiver.take_back()).poll(&mut cx)
+        }
+
+        fn wakes(&self) -> usize {
+            self.wakes.0.load(Ordering::SeqCst)
+        }
+    }
+
     #[test]
     fn what_arrives_during_a_call_in_place_wakes_the_actor_once_the_instance_is_back() {
-        let (sender, mut receiver) = mailbox(4);
-        let ours = runtime();
-        let wakes = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
-        let mut cx = Context::from_waker(&waker);
-        receiver.lend("kv", ours);
-        let mut taking = std::pin::pin!(receiver.take_back());
-        assert!(taking.as_mut().poll(&mut cx).is_pending(), "nothing to do");
+        let (mut lender, sender, ours) = Lender::waiting();
         assert_eq!(sender.borrow(ours), Some("kv"));
         assert_eq!(sender.post(cast("during")), Ok(()));
         assert!(sender.signal(abort()).is_ok());
-        assert_eq!(
-            wakes.0.load(Ordering::SeqCst),
-            0,
-            "woken while it could only wait for the instance"
-        );
-        assert!(taking.as_mut().poll(&mut cx).is_pending(), "still lent");
+        assert_eq!(lender.wakes(), 0, "woken while it could only wait");
+        assert!(lender.take_back().is_pending(), "still lent");
         assert_eq!(sender.give_back(Some("kv"), None), None);
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "not woken by the return");
-        assert_eq!(
-            taking.as_mut().poll(&mut cx),
-            Poll::Ready(Returned::Instance("kv"))
-        );
+        assert_eq!(lender.wakes(), 1, "not woken by the return");
+        assert_eq!(lender.take_back(), Poll::Ready(Returned::Instance("kv")));
     }
 
     #[test]
     fn an_instance_back_with_nothing_arrived_is_lent_again_without_waking_the_actor() {
-        let (sender, mut receiver) = mailbox(4);
-        let ours = runtime();
-        let wakes = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
-        let mut cx = Context::from_waker(&waker);
-        receiver.lend("kv", ours);
-        let mut taking = std::pin::pin!(receiver.take_back());
-        assert!(taking.as_mut().poll(&mut cx).is_pending());
+        let (mut lender, sender, ours) = Lender::waiting();
         for _ in 0..3 {
             assert_eq!(sender.borrow(ours), Some("kv"));
             assert_eq!(sender.give_back(Some("kv"), None), None);
         }
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
-        assert!(taking.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(lender.wakes(), 0);
+        assert!(lender.take_back().is_pending());
         assert_eq!(sender.post(cast("next")), Ok(()));
         assert_eq!(
-            wakes.0.load(Ordering::SeqCst),
+            lender.wakes(),
             1,
-            "a message to an idle lender"
+            "not woken by a message to an idle lender"
         );
-        assert_eq!(
-            taking.as_mut().poll(&mut cx),
-            Poll::Ready(Returned::Instance("kv"))
-        );
+        assert_eq!(lender.take_back(), Poll::Ready(Returned::Instance("kv")));
     }
 
     #[test]
     fn a_call_that_ends_the_process_wakes_the_actor_with_the_reason() {
-        let (sender, mut receiver) = mailbox(4);
-        let ours = runtime();
-        let wakes = Arc::new(Counting(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
-        let mut cx = Context::from_waker(&waker);
+        let (mut lender, sender, ours) = Lender::waiting();
         let trapped = ExitReason::Trapped {
             callback: "handle-call".into(),
             cause: "wasm trap: unreachable".into(),
         };
-        receiver.lend("kv", ours);
-        let mut taking = std::pin::pin!(receiver.take_back());
-        assert!(taking.as_mut().poll(&mut cx).is_pending());
         assert_eq!(sender.borrow(ours), Some("kv"));
         assert_eq!(sender.give_back(Some("kv"), Some(trapped.clone())), None);
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(lender.wakes(), 1);
         assert_eq!(
-            taking.as_mut().poll(&mut cx),
+            lender.take_back(),
             Poll::Ready(Returned::Ended {
                 instance: Some("kv"),
                 reason: Box::new(trapped),

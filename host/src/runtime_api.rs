@@ -1,8 +1,9 @@
 //! The host side of WIT `interface runtime`: what every guest may call.
 //!
 //! These functions run inside the calling process's guest call, on the runtime its actor
-//! runs on: on the actor's task, or on the task of a caller that the idle process lent its
-//! instance to (`process/lending.rs`). None of them blocks. Log lines carry the caller's
+//! runs on: on the actor's task, on the task of a caller that the idle process lent its
+//! instance to, or on the task that finishes such a call (`process/lending.rs`). None of
+//! them blocks. Log lines carry the caller's
 //! node, pid, module and vsn as `tracing` fields.
 
 use std::time::Duration;

@@ -4,8 +4,9 @@
 //! before taking the next: this is what makes a swap, a state read or a stop happen between
 //! two messages, never inside one. A guest trap ends the loop with the trap as exit reason.
 //! A process whose policy says so hibernates when idle (`hibernation.rs`) and comes back
-//! here, with a fresh instance, at its next message or control signal. Any other idle
-//! process lends its instance to callers, who serve their calls on their own tasks
+//! here, with a fresh instance, at its next message or control signal. An idle process
+//! with nothing in hand (not suspended, no release staged, no hibernation policy) lends
+//! its instance to the callers on its runtime, who serve their calls in place
 //! (`lending.rs`), and takes it back when a message or a signal arrives.
 
 use std::sync::Arc;
@@ -258,30 +259,42 @@ impl ProcessActor {
                 request,
                 caller,
                 reply,
-            } => match self.instance.handle_call(&request, caller, limit).await {
-                Ok(answer) => {
-                    let answer = answer.map_err(|reason| {
-                        CallError::refused(self.instance.module(), self.status.pid, reason)
-                    });
-                    // The caller may have timed out and gone: its loss, not ours.
-                    let _ = reply.send(answer);
-                    Ok(())
+            } => {
+                let served = self.instance.handle_call(&request, caller, limit).await;
+                // Counted before the caller hears, as a call served in place is.
+                self.status.handled.fetch_add(1, Ordering::Relaxed);
+                match served {
+                    Ok(answer) => {
+                        let answer = answer.map_err(|reason| {
+                            CallError::refused(self.instance.module(), self.status.pid, reason)
+                        });
+                        // The caller may have timed out and gone: its loss, not ours.
+                        let _ = reply.send(answer);
+                        Ok(())
+                    }
+                    Err(trap) => {
+                        // Gone from the registry before the caller hears of it, so that what
+                        // the caller does next already sees the process dead.
+                        let reason = self.mark_exited(ExitReason::from(trap.clone()));
+                        let _ = reply.send(Err(CallError::Exited {
+                            pid: self.status.pid,
+                            reason,
+                        }));
+                        Err(trap)
+                    }
                 }
-                Err(trap) => {
-                    // Gone from the registry before the caller hears of it, so that what
-                    // the caller does next already sees the process dead.
-                    let reason = self.mark_exited(ExitReason::from(trap.clone()));
-                    let _ = reply.send(Err(CallError::Exited {
-                        pid: self.status.pid,
-                        reason,
-                    }));
-                    Err(trap)
-                }
-            },
-            Envelope::Cast(message) => self.instance.handle_cast(&message, limit).await,
-            Envelope::Info(message) => self.instance.handle_info(&message, limit).await,
+            }
+            Envelope::Cast(message) => {
+                let served = self.instance.handle_cast(&message, limit).await;
+                self.status.handled.fetch_add(1, Ordering::Relaxed);
+                served
+            }
+            Envelope::Info(message) => {
+                let served = self.instance.handle_info(&message, limit).await;
+                self.status.handled.fetch_add(1, Ordering::Relaxed);
+                served
+            }
         };
-        self.status.handled.fetch_add(1, Ordering::Relaxed);
         match outcome {
             Ok(()) => Flow::Continue,
             Err(trap) => Flow::Exit(trap.into()),

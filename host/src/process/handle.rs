@@ -49,7 +49,9 @@ impl ProcessHandle {
     /// A process with nothing queued serves the call on the caller's task, with the
     /// instance it lends while idle (`lending.rs`): the guest's work, and its log lines,
     /// happen there, inside the caller's tracing span. A call the guest does not end at
-    /// once (it yields, or waits in a host call) goes on in a task of its own.
+    /// once (it yields at an epoch tick, or waits in a host call) goes on in a task of its
+    /// own, in the same span, and `timeout` counts from then: a call answered at once takes
+    /// at most about one epoch tick of guest work.
     pub async fn call(
         &self,
         request: Vec<u8>,
@@ -59,9 +61,9 @@ impl ProcessHandle {
         // Before borrowing: a caller whose calls all end in place yields here in turn.
         tokio::task::coop::consume_budget().await;
         let answer = match lending::borrow(&self.mailbox) {
-            Some(borrowed) => {
+            Some(loan) => {
                 let status = self.status.clone();
-                match lending::call_in_place(borrowed, status, request, caller).await {
+                match lending::call_in_place(loan, status, request, caller).await {
                     InPlace::Answered(answered) => return answered,
                     InPlace::Continues(answer) => answer,
                 }

@@ -45,6 +45,7 @@ use std::task::Poll;
 
 use tokio::runtime::{Handle, Id};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use crate::error::CallError;
 use crate::process::actor::{ProcessActor, record_exit, task_panicked};
@@ -185,7 +186,7 @@ pub(crate) async fn lend(actor: ProcessActor) -> Option<ProcessActor> {
 
 /// An instance lent to one call, the duty to give it back, and the lender's runtime (the
 /// caller's too), where a call that yields goes on.
-pub(crate) struct Borrowed {
+pub(crate) struct Loan {
     instance: Box<GuestInstance>,
     lease: Lease,
     runtime: Handle,
@@ -226,10 +227,10 @@ impl Drop for Lease {
 
 /// The instance of `mailbox`'s process, if its actor lent it and nothing is queued: the
 /// caller then serves its call with [`call_in_place`].
-pub(crate) fn borrow(mailbox: &Arc<MailboxSender>) -> Option<Borrowed> {
+pub(crate) fn borrow(mailbox: &Arc<MailboxSender>) -> Option<Loan> {
     let runtime = Handle::try_current().ok()?;
     let instance = mailbox.borrow(runtime.id())?;
-    Some(Borrowed {
+    Some(Loan {
         instance,
         lease: Lease {
             mailbox: mailbox.clone(),
@@ -253,16 +254,16 @@ type Call = Pin<Box<dyn Future<Output = Result<Vec<u8>, CallError>> + Send>>;
 /// Serves `request` with a borrowed instance: polled once here, then, if the guest is not
 /// done, in a task of its own (see the module's docs).
 pub(crate) async fn call_in_place(
-    borrowed: Borrowed,
+    loan: Loan,
     status: Arc<ProcessStatus>,
     request: Vec<u8>,
     caller: Pid,
 ) -> InPlace {
-    let Borrowed {
+    let Loan {
         instance,
         lease,
         runtime,
-    } = borrowed;
+    } = loan;
     let mut call: Call = Box::pin(serve(instance, lease, status, request, caller));
     let first = poll_fn(|cx| {
         // A panic unwinds through the call, whose lease then tells the actor; the caller
@@ -274,10 +275,11 @@ pub(crate) async fn call_in_place(
         Ok(Poll::Ready(answered)) => InPlace::Answered(answered),
         Ok(Poll::Pending) => {
             let (reply, answer) = oneshot::channel();
-            runtime.spawn(async move {
+            let rest = async move {
                 // The caller may have stopped waiting: its loss, not ours.
                 let _ = reply.send(call.await);
-            });
+            };
+            runtime.spawn(rest.in_current_span());
             InPlace::Continues(answer)
         }
         Err(_panic) => {

@@ -4,8 +4,9 @@
 //! `actor.rs`) owns the instance and its `Store` and serves control signals first, then
 //! user messages, one at a time. Control requests (swap, state read, stop) are therefore
 //! only ever handled between two messages, never inside one. While it has nothing to do,
-//! the actor lends the instance to callers, who serve their calls on their own tasks, one
-//! at a time and in the same order (`lending.rs`).
+//! the actor lends the instance to callers on its runtime, who serve their calls on their
+//! own tasks, one at a time and in the same order; a call the guest does not end at once
+//! goes on in a task of its own (`lending.rs`).
 
 pub(crate) mod actor;
 pub(crate) mod context;

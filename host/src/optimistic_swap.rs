@@ -59,7 +59,7 @@ pub(crate) struct MarkedSnapshot {
 
 /// A new instance that adopted the state at `mark`, for the actor to commit if it holds.
 pub(crate) struct Adoption {
-    pub next: GuestInstance,
+    pub next: Box<GuestInstance>,
     pub mark: Mark,
     pub options: SwapOptions,
     pub state_bytes: usize,
@@ -99,7 +99,7 @@ pub(crate) enum Declined {
 /// state was migrated; the caller swaps the classic way, with a fresh instance.
 pub(crate) async fn swap(
     handle: &ProcessHandle,
-    mut next: GuestInstance,
+    mut next: Box<GuestInstance>,
     options: SwapOptions,
     requested_at: Instant,
 ) -> Result<Option<SwapReport>, SwapError> {

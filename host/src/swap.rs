@@ -79,7 +79,7 @@ pub struct SwapReport {
 /// A new instance that has accepted the state, waiting for the commit (or the abort) of
 /// the swap or release it belongs to. The old instance is untouched until then.
 pub(crate) struct Staged {
-    instance: GuestInstance,
+    instance: Box<GuestInstance>,
     from: Arc<ModuleVersion>,
     direction: Direction,
     state_bytes: usize,
@@ -87,7 +87,7 @@ pub(crate) struct Staged {
 
 impl Staged {
     pub(crate) fn new(
-        instance: GuestInstance,
+        instance: Box<GuestInstance>,
         from: Arc<ModuleVersion>,
         direction: Direction,
         state_bytes: usize,
@@ -112,13 +112,13 @@ pub(crate) struct StageFailure {
 /// replacement state) to `next`'s `code-change`. Nothing is committed.
 pub(crate) async fn stage(
     actor: &mut ProcessActor,
-    mut next: GuestInstance,
+    mut next: Box<GuestInstance>,
     options: SwapOptions,
 ) -> Result<Staged, StageFailure> {
     let (pid, node) = (actor.status.pid, actor.status.node.0);
     let limit = actor.status.policy.swap_time_limit;
     let from = actor.instance.module().clone();
-    let refuse = |error: SwapError, next: GuestInstance| {
+    let refuse = |error: SwapError, next: Box<GuestInstance>| {
         tracing::warn!(node, pid, module = %from.name, vsn = %from.vsn, %error, "swap refused");
         retire(next);
         StageFailure { error, exit: None }
@@ -226,7 +226,7 @@ pub(crate) fn commit(actor: &mut ProcessActor, staged: Staged) -> SwapReport {
         state_bytes,
     } = staged;
     let to = instance.module().clone();
-    let old = std::mem::replace(&mut actor.instance, Box::new(instance));
+    let old = std::mem::replace(&mut actor.instance, instance);
     actor.retire(old);
     record_commit(&actor.status, &from, &to, direction, state_bytes)
 }
@@ -263,14 +263,14 @@ pub(crate) fn abort(staged: Staged) {
 }
 
 /// Discards a prepared instance that was never staged.
-pub(crate) fn abort_instance(instance: GuestInstance) {
+pub(crate) fn abort_instance(instance: Box<GuestInstance>) {
     retire(instance);
 }
 
 /// A single swap, in the actor: stage and commit in one pause.
 pub(crate) async fn swap_now(
     actor: &mut ProcessActor,
-    next: GuestInstance,
+    next: Box<GuestInstance>,
     options: SwapOptions,
     requested_at: Instant,
     reply: oneshot::Sender<Result<SwapReport, SwapError>>,
@@ -310,7 +310,7 @@ pub(crate) fn log_committed(node: NodeId, report: &SwapReport) {
 
 /// Drops an instance that no longer serves, off the actor's task: freeing a Store is work
 /// that nobody waits for.
-pub(crate) fn retire(instance: GuestInstance) {
+pub(crate) fn retire(instance: Box<GuestInstance>) {
     tokio::task::spawn_blocking(move || drop(instance));
 }
 

@@ -119,7 +119,7 @@ impl ProcessActor {
     /// once, off this task, if one is waiting already).
     pub(crate) fn retire(&mut self, old: Box<GuestInstance>) {
         if let Some(previous) = self.retired.replace(old) {
-            swap::retire(*previous);
+            swap::retire(previous);
         }
     }
 
@@ -127,7 +127,7 @@ impl ProcessActor {
     /// which is returned beside it.
     pub(super) fn into_parts(mut self) -> (Parts, Box<GuestInstance>) {
         if let Some(retired) = self.retired.take() {
-            swap::retire(*retired);
+            swap::retire(retired);
         }
         let parts = Parts {
             _fault_first: self._fault_first,
@@ -227,13 +227,13 @@ impl ProcessActor {
                     // poll made the receive yield: a release right behind the swap needs
                     // that slot.
                     if let Some(retired) = self.retired.take() {
-                        swap::retire(*retired);
+                        swap::retire(retired);
                     }
                     flow
                 }
                 Next::DropRetired => {
                     if let Some(retired) = self.retired.take() {
-                        swap::retire(*retired);
+                        swap::retire(retired);
                     }
                     Flow::Continue
                 }
@@ -253,47 +253,35 @@ impl ProcessActor {
 
     pub(super) async fn serve_message(&mut self, envelope: Envelope) -> Flow {
         self.hibernation_refused = false;
+        self.status.handled.fetch_add(1, Ordering::Relaxed);
         let limit = self.status.policy.message_time_limit;
         let outcome = match envelope {
             Envelope::Call {
                 request,
                 caller,
                 reply,
-            } => {
-                let served = self.instance.handle_call(&request, caller, limit).await;
-                // Counted before the caller hears, as a call served in place is.
-                self.status.handled.fetch_add(1, Ordering::Relaxed);
-                match served {
-                    Ok(answer) => {
-                        let answer = answer.map_err(|reason| {
-                            CallError::refused(self.instance.module(), self.status.pid, reason)
-                        });
-                        // The caller may have timed out and gone: its loss, not ours.
-                        let _ = reply.send(answer);
-                        Ok(())
-                    }
-                    Err(trap) => {
-                        // Gone from the registry before the caller hears of it, so that what
-                        // the caller does next already sees the process dead.
-                        let reason = self.mark_exited(ExitReason::from(trap.clone()));
-                        let _ = reply.send(Err(CallError::Exited {
-                            pid: self.status.pid,
-                            reason,
-                        }));
-                        Err(trap)
-                    }
+            } => match self.instance.handle_call(&request, caller, limit).await {
+                Ok(answer) => {
+                    let answer = answer.map_err(|reason| {
+                        CallError::refused(self.instance.module(), self.status.pid, reason)
+                    });
+                    // The caller may have timed out and gone: its loss, not ours.
+                    let _ = reply.send(answer);
+                    Ok(())
                 }
-            }
-            Envelope::Cast(message) => {
-                let served = self.instance.handle_cast(&message, limit).await;
-                self.status.handled.fetch_add(1, Ordering::Relaxed);
-                served
-            }
-            Envelope::Info(message) => {
-                let served = self.instance.handle_info(&message, limit).await;
-                self.status.handled.fetch_add(1, Ordering::Relaxed);
-                served
-            }
+                Err(trap) => {
+                    // Gone from the registry before the caller hears of it, so that what
+                    // the caller does next already sees the process dead.
+                    let reason = self.mark_exited(ExitReason::from(trap.clone()));
+                    let _ = reply.send(Err(CallError::Exited {
+                        pid: self.status.pid,
+                        reason,
+                    }));
+                    Err(trap)
+                }
+            },
+            Envelope::Cast(message) => self.instance.handle_cast(&message, limit).await,
+            Envelope::Info(message) => self.instance.handle_info(&message, limit).await,
         };
         match outcome {
             Ok(()) => Flow::Continue,
@@ -314,10 +302,10 @@ impl ProcessActor {
                     let _ = reply.send(Err(SwapError::Busy {
                         pid: self.status.pid,
                     }));
-                    swap::abort_instance(*next);
+                    swap::abort_instance(next);
                     return Flow::Continue;
                 }
-                swap::swap_now(self, *next, options, requested_at, reply).await
+                swap::swap_now(self, next, options, requested_at, reply).await
             }
             Control::MarkedSnapshot { reply } => {
                 let (started, queued_before) = (Instant::now(), self.status.enqueued());
@@ -394,7 +382,7 @@ impl ProcessActor {
                 if let Some(previous) = self.staged.take() {
                     swap::abort(*previous);
                 }
-                match swap::stage(self, *next, options).await {
+                match swap::stage(self, next, options).await {
                     Ok(staged) => {
                         self.staged = Some(Box::new(staged));
                         let _ = reply.send(Ok(()));

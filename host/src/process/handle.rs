@@ -124,11 +124,10 @@ impl ProcessHandle {
     /// two messages and commits or rolls back.
     pub(crate) async fn swap(
         &self,
-        next: GuestInstance,
+        next: Box<GuestInstance>,
         options: SwapOptions,
         requested_at: Instant,
     ) -> Result<SwapReport, SwapError> {
-        let next = Box::new(next);
         self.signal(|reply| Control::Swap {
             next,
             options,
@@ -168,10 +167,9 @@ impl ProcessHandle {
     /// Migrates the state into `next` without committing (a release's second phase).
     pub(crate) async fn stage(
         &self,
-        next: GuestInstance,
+        next: Box<GuestInstance>,
         options: SwapOptions,
     ) -> Result<(), SwapError> {
-        let next = Box::new(next);
         self.signal(|reply| Control::Stage {
             next,
             options,

@@ -175,16 +175,16 @@ impl Asleep {
     }
 
     /// The process awake again, serving `instance`.
-    fn awaken(self, instance: GuestInstance) -> ProcessActor {
+    fn awaken(self, instance: Box<GuestInstance>) -> ProcessActor {
         self.parts
             .status
             .hibernating
             .store(false, Ordering::Release);
-        self.parts.reunite(Box::new(instance))
+        self.parts.reunite(instance)
     }
 
     /// A fresh instance of the version the process slept on, holding its state again.
-    async fn restore(&self) -> Result<GuestInstance, ExitReason> {
+    async fn restore(&self) -> Result<Box<GuestInstance>, ExitReason> {
         let status = &self.parts.status;
         let policy = &status.policy;
         let failed = |callback: &str, cause: String| ExitReason::Trapped {
@@ -200,7 +200,7 @@ impl Asleep {
             .code_change(&own, &self.state, &[], policy.swap_time_limit)
             .await
         {
-            Ok(Ok(())) => Ok(instance),
+            Ok(Ok(())) => Ok(Box::new(instance)),
             Ok(Err(reason)) => Err(failed(
                 "code-change",
                 format!("the guest refused its own state: {reason}"),

@@ -177,19 +177,20 @@ impl GuestInstance {
 
     /// Instantiates `module` as the target of a swap, and calls it once (`vsn`) so that its
     /// first-touch costs (page faults on its memory image, the guest allocator's setup, the
-    /// fiber stack) are paid here, before the pause, not inside `code-change`.
+    /// fiber stack) are paid here, before the pause, not inside `code-change`. Boxed, as a
+    /// process holds its instance, so that the commit moves a pointer.
     pub async fn prepare_swap_target(
         module: &Arc<ModuleVersion>,
         pid: Pid,
         registry: Arc<Registry>,
         policy: &Policy,
-    ) -> Result<Self, String> {
+    ) -> Result<Box<Self>, String> {
         let mut instance = Self::instantiate(module, pid, registry, policy).await?;
         instance
             .vsn(policy.swap_time_limit)
             .await
             .map_err(|trap| trap.to_string())?;
-        Ok(instance)
+        Ok(Box::new(instance))
     }
 
     pub fn pid(&self) -> Pid {

@@ -206,7 +206,7 @@ impl Lease {
         if let Some(unwanted) = self.mailbox.give_back(Some(instance), end) {
             // The process is gone (its runtime shut down): freed off this task, as an
             // exited process's instance is.
-            swap::retire(*unwanted);
+            swap::retire(unwanted);
         }
     }
 }
@@ -296,9 +296,9 @@ async fn serve(
     request: Vec<u8>,
     caller: Pid,
 ) -> Result<Vec<u8>, CallError> {
+    status.handled.fetch_add(1, Ordering::Relaxed);
     let limit = status.policy.message_time_limit;
     let outcome = instance.handle_call(&request, caller, limit).await;
-    status.handled.fetch_add(1, Ordering::Relaxed);
     match outcome {
         Ok(answer) => {
             let answer =

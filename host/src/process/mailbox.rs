@@ -105,7 +105,7 @@ impl<I> Default for Queues<I> {
 impl<I> Queues<I> {
     /// Whether a lending actor has anything to take back its instance for: a signal, a
     /// message, or the news that nobody can reach it any more. (An actor lends only while
-    /// it serves messages.)
+    /// it serves messages.) A caller finding work borrows nothing: it would pass it.
     fn has_work(&self) -> bool {
         !self.signals.is_empty() || !self.messages.is_empty() || self.sender_gone
     }
@@ -208,8 +208,7 @@ impl<I> MailboxSender<I> {
     /// the caller serves its call itself, then gives it back (`lending.rs`).
     pub fn borrow(&self, runtime: Id) -> Option<I> {
         let mut queues = self.shared.lock();
-        let queued = !queues.signals.is_empty() || !queues.messages.is_empty();
-        if queued || queues.closed {
+        if queues.has_work() || queues.closed {
             return None;
         }
         queues.slot.borrow(runtime)
@@ -294,51 +293,44 @@ impl<I> MailboxReceiver<I> {
     /// The next control signal or user message if one is queued, or `None` at once if
     /// nothing is: an actor that may lend its instance lends it rather than wait.
     pub async fn try_recv(&mut self) -> Option<Received> {
-        poll_fn(|cx| {
-            let budget = ready!(tokio::task::coop::poll_proceed(cx));
-            let mut queues = self.shared.lock();
-            let received = match queues.next(true) {
-                Some(received) => received,
-                None if queues.sender_gone => Received::Disconnected,
-                None => return Poll::Ready(None),
-            };
-            let spent = Self::spent(&mut queues);
-            drop(queues);
-            drop(spent);
-            budget.made_progress();
-            Poll::Ready(Some(received))
-        })
-        .await
+        poll_fn(|cx| self.poll_take(cx, true).map(Result::ok)).await
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>, messages: bool) -> Poll<Received> {
-        let budget = ready!(tokio::task::coop::poll_proceed(cx));
-        let mut queues = self.shared.lock();
-        if let Some(received) = queues.next(messages) {
-            let spent = Self::spent(&mut queues);
-            drop(queues);
-            drop(spent);
-            budget.made_progress();
-            return Poll::Ready(received);
+        match ready!(self.poll_take(cx, messages)) {
+            Ok(received) => Poll::Ready(received),
+            Err(mut queues) => {
+                let replaced = queues.wait(cx, messages);
+                drop(queues);
+                drop(replaced);
+                Poll::Pending
+            }
         }
-        if queues.sender_gone {
-            return Poll::Ready(Received::Disconnected);
-        }
-        let replaced = queues.wait(cx, messages);
-        drop(queues);
-        drop(replaced);
-        Poll::Pending
     }
 
-    /// The queues' buffers that grew past [`KEPT_SLOTS`] and are empty now, for the caller
-    /// to free once the lock is released.
-    fn spent(
-        queues: &mut Queues<I>,
-    ) -> (Option<VecDeque<Box<Control>>>, Option<VecDeque<Envelope>>) {
-        (
+    /// Takes the next signal or, if `messages`, the next message, or says that nobody can
+    /// reach the process any more; `Err` with the queues, still locked, if there is
+    /// nothing, for the caller to wait (or not) under the same lock.
+    fn poll_take(
+        &mut self,
+        cx: &mut Context<'_>,
+        messages: bool,
+    ) -> Poll<Result<Received, MutexGuard<'_, Queues<I>>>> {
+        let budget = ready!(tokio::task::coop::poll_proceed(cx));
+        let mut queues = self.shared.lock();
+        let received = match queues.next(messages) {
+            Some(received) => received,
+            None if queues.sender_gone => return Poll::Ready(Ok(Received::Disconnected)),
+            None => return Poll::Ready(Err(queues)),
+        };
+        let spent = (
             spent_room(&mut queues.signals),
             spent_room(&mut queues.messages),
-        )
+        );
+        drop(queues);
+        drop(spent);
+        budget.made_progress();
+        Poll::Ready(Ok(received))
     }
 
     /// Leaves the instance of an idle actor, serving on `runtime`, for callers to borrow

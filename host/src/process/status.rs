@@ -24,7 +24,8 @@ pub(crate) struct ProcessStatus {
     /// Messages accepted into the mailbox, ever. Read before and after a swap's pause to
     /// count the messages that queued during it.
     pub enqueued: AtomicU64,
-    /// Messages served, ever.
+    /// Messages served, ever, counted as each starts (in the actor or in place): a caller
+    /// that has its reply finds its call counted.
     pub handled: AtomicU64,
     /// Swaps committed, ever: with `handled`, what tells whether the state may have changed
     /// since a snapshot (see `optimistic_swap.rs`).

@@ -13,11 +13,22 @@
 //! do not fit in the address space that way), or a process whose address space is limited
 //! (`ulimit -v`), keeps each reservation to the largest memory a process may have, and
 //! guests pay an explicit bounds check on memory accesses.
+//!
+//! A slot given back (a process stopped, swapped out or hibernating) keeps the pages its
+//! instance wrote, up to [`KEEP_RESIDENT`], reset in place to the component's initial
+//! contents, rather than handing them back to the kernel: the next instance in that slot
+//! (the next swap's target, a wake, a spawn) then takes no page fault on them, and the drop
+//! unmaps nothing, so it sends no TLB shootdown to the threads serving messages. Finding
+//! the written pages takes Linux's `PAGEMAP_SCAN` (6.7 and later); without it the reset
+//! would rewrite the lowest addresses whether written or not, so the pool then gives every
+//! page back, as before.
 
 use std::thread;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use std::sync::OnceLock;
+
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::error::NodeError;
 
@@ -51,6 +62,19 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 const MEMORIES_PER_COMPONENT: u32 = 4;
 const TABLES_PER_COMPONENT: u32 = 16;
 
+/// How much of a given-back slot's written memory (and, separately, of its tables) stays
+/// resident for the next instance, where the kernel can list written pages. A Rust guest
+/// writes tens of KiB; a Python or JavaScript one writes megabytes and keeps only this much.
+/// So a node holds at most this much more per slot it has ever used, and a hibernating
+/// process's slot keeps what its instance wrote until another instance takes the slot.
+///
+/// Measured (`hotswap-bench --only swaps`, three alternating pairs, and a probe that timed
+/// the phases of a swap under four callers): the preparation of a swap's target went from a
+/// median of 68-80 µs to 31-58 µs, dropping the old instance from 40-47 µs to 23-37 µs, and
+/// the 1 KiB swap pause from a p50 of 7.1-7.8 µs to 3.6-5.2 µs. The idle process's memory is
+/// unchanged; a hibernating one's PSS went from 3.9 to 7.3 KB at 100,000 processes.
+pub const KEEP_RESIDENT: usize = 1 << 20;
+
 /// Builds the engine every process of a node runs on, and starts its epoch ticker. With
 /// `fuel`, guest code counts the instructions it runs, so that a policy can bound each call
 /// deterministically (at some cost to every guest's speed).
@@ -83,6 +107,11 @@ pub fn new_engine(allocation: Allocation, fuel: bool) -> Result<Engine, NodeErro
             .max_memories_per_component(MEMORIES_PER_COMPONENT)
             .max_tables_per_component(TABLES_PER_COMPONENT)
             .max_memory_size(max_memory);
+        if pagemap_scan_available() {
+            pool.pagemap_scan(Enabled::Yes)
+                .linear_memory_keep_resident(KEEP_RESIDENT)
+                .table_keep_resident(KEEP_RESIDENT);
+        }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let memories = u64::from(instances.saturating_mul(2));
         if memories.saturating_mul(FULL_RESERVATION) <= ADDRESS_SPACE_FOR_MEMORIES {
@@ -102,6 +131,42 @@ pub fn new_engine(allocation: Allocation, fuel: bool) -> Result<Engine, NodeErro
     }
     let engine = Engine::new(&config).map_err(|e| NodeError::Engine(format!("{e:#}")))?;
     Ok(started(engine))
+}
+
+/// Whether this kernel lists a mapping's written pages (`PAGEMAP_SCAN`), asked once of
+/// wasmtime itself.
+fn pagemap_scan_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| match engine_requiring_pagemap_scan() {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::info!(
+                error = %format!("{error:#}"),
+                "no PAGEMAP_SCAN: pool slots give all their pages back when freed"
+            );
+            false
+        }
+    })
+}
+
+/// The smallest pooled engine that requires `PAGEMAP_SCAN`: wasmtime refuses to build it
+/// where the kernel lacks the scan.
+fn engine_requiring_pagemap_scan() -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(1)
+        .total_core_instances(1)
+        .total_memories(1)
+        .total_tables(1)
+        .total_stacks(1)
+        .max_memory_size(1 << 16)
+        .pagemap_scan(Enabled::Yes);
+    let mut config = Config::new();
+    config
+        .memory_reservation(1 << 16)
+        .memory_guard_size(0)
+        .memory_reservation_for_growth(0)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
 }
 
 /// `engine`, with its epoch ticker running.
@@ -125,5 +190,20 @@ fn start_epoch_ticker(engine: &Engine) {
         // Without the ticker no deadline ever fires; that is worth shouting about, but a
         // node that cannot spawn a thread will fail louder elsewhere.
         tracing::error!(error = %e, "cannot start the epoch ticker: guest time limits are off");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The probe is refused only for want of the scan, never for its own configuration,
+    /// which would turn kept pages off on every machine without a word.
+    #[test]
+    fn the_scan_probe_fails_only_where_the_kernel_lacks_the_scan() {
+        if let Err(error) = engine_requiring_pagemap_scan() {
+            let error = format!("{error:#}");
+            assert!(error.contains("PAGEMAP_SCAN"), "{error}");
+        }
     }
 }

@@ -661,3 +661,29 @@ async fn a_spawn_into_a_pool_full_of_live_processes_is_refused_naming_the_pool()
     );
     assert_eq!(node.ps().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_one_process_wrote_reads_as_zero_in_the_next_process_of_its_pool_slot() {
+    // One slot: the second process gets the very memory the first one filled, which the
+    // pool resets in place rather than handing back to the kernel.
+    let node = node_with_pool(1);
+    node.load_file("bomb", guest("hostile-memory-bomb"))
+        .await
+        .expect("load");
+    let spawn_bomb = || async {
+        let pid = node.spawn(SpawnSpec::new("bomb")).await.expect("spawn");
+        ProcessRef::from(pid)
+    };
+    let first = spawn_bomb().await;
+    let filled = call_raw(&node, &first, json!({"op": "grow", "mib": 8})).await;
+    assert_eq!(filled.expect("filled"), json!(8));
+    node.stop(&first, "done").await.expect("stop");
+
+    let second = spawn_bomb().await;
+    let not_zero = call_raw(&node, &second, json!({"op": "unwritten", "mib": 12})).await;
+    assert_eq!(
+        not_zero.expect("read"),
+        json!(0),
+        "bytes the first process wrote, read by the second"
+    );
+}

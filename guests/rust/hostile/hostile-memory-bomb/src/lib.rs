@@ -7,6 +7,7 @@
 //! | `{"op":"grow","mib":N}`        | allocates N MiB more, writes every byte, keeps it; replies the MiB now held |
 //! | `{"op":"try_grow","mib":N}`    | the same, but an allocation the guest cannot get is an `Err` reply, not a trap |
 //! | `{"op":"held"}`                | the MiB held                                           |
+//! | `{"op":"unwritten","mib":N}`   | grows the linear memory itself by N MiB and replies how many of the new bytes are not zero |
 //!
 //! The memory is held in the process's state (outside what `snapshot` writes), so it stays
 //! allocated between calls and is not freed until the process ends.
@@ -17,6 +18,10 @@
 //! reason, and no other process notices. `try_grow` tells apart a host that makes the failed
 //! grow a trap (the process dies) from one that lets `memory.grow` return -1 (the guest
 //! replies `Err` and lives on).
+//!
+//! `unwritten` reads memory it never wrote. WebAssembly says that memory grows zeroed, so the
+//! answer must be 0 even where an earlier instance in the same pool slot filled those bytes:
+//! the host's pool reuses a slot's pages rather than asking the kernel for fresh ones.
 
 use std::hint::black_box;
 
@@ -37,7 +42,11 @@ enum Request {
     Grow { mib: usize },
     TryGrow { mib: usize },
     Held,
+    Unwritten { mib: usize },
 }
+
+/// The size of a WebAssembly page.
+const WASM_PAGE: usize = 64 << 10;
 
 /// What the bomb holds. Only the count is part of the snapshot; the blocks themselves stay in
 /// this instance.
@@ -90,6 +99,7 @@ impl GenServer for MemoryBomb {
                 json::encode(&hoard.held_mib)
             }
             Request::Held => json::encode(&hoard.held_mib),
+            Request::Unwritten { mib } => json::encode(&unwritten_bytes_not_zero(mib)?),
         }
     }
 }
@@ -101,6 +111,25 @@ impl Hoard {
         self.blocks.push(black_box(block));
         self.held_mib += 1;
     }
+}
+
+/// Grows the linear memory by `mib` MiB past everything the allocator manages, and counts
+/// the bytes of the new pages that are not zero. The pages stay taken.
+///
+/// The one unsafe read among the guests: reading memory that nothing wrote is the point.
+#[allow(unsafe_code)]
+fn unwritten_bytes_not_zero(mib: usize) -> Result<usize, String> {
+    let pages = mib * MIB / WASM_PAGE;
+    let first_page = core::arch::wasm32::memory_grow(0, pages);
+    if first_page == usize::MAX {
+        return Err(format!("memory.grow by {mib} MiB was refused"));
+    }
+    let start = first_page * WASM_PAGE;
+    let not_zero = (start..start + pages * WASM_PAGE)
+        // SAFETY: the memory just grew to cover these addresses, and nothing else uses them.
+        .filter(|&address| unsafe { std::ptr::read_volatile(address as *const u8) } != 0)
+        .count();
+    Ok(not_zero)
 }
 
 hotswap_guest::export_process!(MemoryBomb);

@@ -154,3 +154,90 @@ async fn a_process_that_cannot_wake_exits_and_its_waker_hears_why() {
     assert!(reason.contains("refusing to migrate"), "{reason}");
     assert!(node.whereis("refuser").is_none(), "gone from the registry");
 }
+
+/// A kv that may hibernate after `after`, named `name`.
+async fn kv_hibernating_after(node: &Node, name: &str, after: Duration) -> ProcessRef {
+    node.load_file("kv", guest("kv-v0")).await.expect("load");
+    let policy = Policy {
+        hibernate_after: Some(after),
+        ..Policy::default()
+    };
+    node.spawn(SpawnSpec::new("kv").name(name).policy(policy))
+        .await
+        .expect("spawn");
+    ProcessRef::from(name)
+}
+
+#[tokio::test]
+async fn a_process_that_may_hibernate_serves_a_call_in_its_callers_first_poll() {
+    let node = Node::new(Policy::default()).expect("node");
+    let kv = kv_hibernating_after(&node, "kv", Duration::from_secs(60)).await;
+    put(&node, &kv, "a", json!(1)).await;
+    let handle = node.process(&kv).expect("alive");
+    // In place unless the guest met an epoch tick (every 2 ms), as in `lending.rs`.
+    let attempts = 5;
+    let mut at_once = 0;
+    for _ in 0..attempts {
+        let mut call =
+            std::pin::pin!(handle.call(br#"{"op":"get","key":"a"}"#.to_vec(), 0, TIMEOUT));
+        let waker = std::task::Waker::noop();
+        let reply = match call
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+        {
+            std::task::Poll::Ready(reply) => {
+                at_once += 1;
+                reply
+            }
+            std::task::Poll::Pending => call.await,
+        };
+        assert_eq!(reply.expect("get"), b"1");
+    }
+    assert!(at_once > 0, "no call of {attempts} was answered at once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_served_in_place_keep_a_process_awake_until_a_quiet_spell() {
+    let after = Duration::from_millis(400);
+    let node = Node::new(Policy::default()).expect("node");
+    let kv = kv_hibernating_after(&node, "kv", after).await;
+    put(&node, &kv, "a", json!(1)).await;
+    // Watches for a hibernation while the calls come, each well within `after` of the last.
+    let calling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = tokio::spawn({
+        let (node, kv, calling) = (node.clone(), kv.clone(), calling.clone());
+        async move {
+            while calling.load(std::sync::atomic::Ordering::Relaxed) {
+                if info(&node, &kv).hibernating {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            false
+        }
+    });
+    let calls = 12;
+    for _ in 0..calls {
+        tokio::time::sleep(after / 4).await;
+        assert_eq!(get(&node, &kv, "a").await, json!(1));
+    }
+    let last_call = std::time::Instant::now();
+    calling.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        !watcher.await.expect("watcher"),
+        "hibernated while calls came every {:?}",
+        after / 4
+    );
+    until_hibernating(&node, &kv).await;
+    assert!(
+        last_call.elapsed() >= after,
+        "hibernated {:?} after the last call, under {after:?}",
+        last_call.elapsed()
+    );
+    assert_eq!(info(&node, &kv).handled, 1 + calls);
+    assert_eq!(
+        get(&node, &kv, "a").await,
+        json!(1),
+        "and wakes with its state"
+    );
+}

@@ -134,18 +134,16 @@ impl ProcessActor {
             status: self.status,
             registry: self.registry,
             mailbox: self.mailbox,
+            hibernation_refused: self.hibernation_refused,
         };
         (parts, self.instance)
     }
 
     /// Whether the process may lend its instance while nothing is queued: it serves
-    /// messages, is in the middle of nothing (a staged release, a swapped-out instance to
-    /// drop), and has no idle timer to keep (hibernation).
+    /// messages, and is in the middle of nothing (a staged release, a swapped-out instance
+    /// to drop). A hibernation policy's idle time is kept while lending (`lending::lend`).
     pub(super) fn may_lend(&self) -> bool {
-        !self.holds.any()
-            && self.staged.is_none()
-            && self.retired.is_none()
-            && self.status.policy.hibernate_after.is_none()
+        !self.holds.any() && self.staged.is_none() && self.retired.is_none()
     }
 
     /// Whether the process may hibernate when idle: its policy says so, and it is not in
@@ -172,9 +170,16 @@ impl ProcessActor {
         loop {
             match self.serve().await {
                 Pause::Exit(reason) => return self.exit(reason),
-                Pause::Lend => match lending::lend(self).await {
-                    Some(back) => self = back,
-                    None => return,
+                Pause::Lend => match self.status.policy.hibernate_after {
+                    None => match lending::lend(self).await {
+                        Some(back) => self = back,
+                        None => return,
+                    },
+                    // Boxed: its idle timer would otherwise take room in every task.
+                    Some(after) => match Box::pin(lending::lend_until_idle(self, after)).await {
+                        Some(back) => self = back,
+                        None => return,
+                    },
                 },
                 // Boxed, like control signals below: a task is as large as its largest
                 // state, and rare paths should not make every idle process pay for theirs.
@@ -507,13 +512,16 @@ impl ProcessActor {
     }
 }
 
-/// What a process is besides its instance: kept while it hibernates.
+/// What a process is besides its instance: kept while it hibernates or lends.
 pub(super) struct Parts {
     /// First, so dropped first: see [`PanicReason`].
     pub _fault_first: PanicReason,
     pub status: Arc<ProcessStatus>,
     pub registry: Arc<Registry>,
     pub mailbox: MailboxReceiver,
+    /// See [`ProcessActor`]'s field: a refusal stands across a lending in which no call
+    /// was served.
+    pub hibernation_refused: bool,
 }
 
 impl Parts {
@@ -524,8 +532,11 @@ impl Parts {
             status,
             registry,
             mailbox,
+            hibernation_refused,
         } = self;
-        ProcessActor::awake(status, instance, registry, mailbox)
+        let mut actor = ProcessActor::awake(status, instance, registry, mailbox);
+        actor.hibernation_refused = hibernation_refused;
+        actor
     }
 
     /// Ends a process whose instance was lost with a call that never ended (a panic in

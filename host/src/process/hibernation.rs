@@ -1,6 +1,8 @@
 //! Hibernation, after OTP's `hibernate_after`: a process idle for its policy's
-//! `hibernate_after` gives back its instance (its `Store`, linear memory and fiber stack)
-//! and keeps only its state, as the bytes its `snapshot` wrote. The next signal or message
+//! `hibernate_after` (calls served in place count, see `lending.rs`) gives back its instance
+//! (its `Store`, linear memory and fiber stack) and keeps only its state, as the bytes its
+//! `snapshot` wrote. In a pooled node, the pages its memory wrote stay with the pool slot,
+//! reset, for the next instance to take it (see `engine.rs`). The next signal or message
 //! wakes it: a fresh instance of the same version adopts the state through `code-change`
 //! (an upgrade from its own vsn, as for `replace-state`), then serves what woke it.
 //!

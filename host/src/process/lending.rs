@@ -17,8 +17,12 @@
 //!   What arrives while it is served waits for it, as it would behind a message the actor
 //!   serves: the instance is given back and the actor woken.
 //! - **Only when nothing else is going on.** An actor lends only when it is not suspended,
-//!   holds no staged release, has no swapped-out instance to drop, and has no hibernation
-//!   policy (whose idle timer it keeps itself).
+//!   holds no staged release, and has no swapped-out instance to drop.
+//! - **The same idle time.** Under a hibernation policy, every call given back restarts
+//!   the process's idle time, and the lending actor takes its instance back to hibernate
+//!   once nothing has been served for `hibernate_after` (a call in progress then puts the
+//!   next look off by up to that much again). A process that does not hibernate reads no
+//!   clock for it.
 //! - **In place only while it takes no time.** The caller polls the guest call once, on
 //!   its own task. Most calls end in that poll. One that does not (the guest yielded at an
 //!   epoch tick, or waits in a host call) goes on in a task of its own on the process's
@@ -42,13 +46,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, Id};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::error::CallError;
-use crate::process::actor::{ProcessActor, record_exit, task_panicked};
+use crate::process::actor::{Parts, ProcessActor, record_exit, task_panicked};
+use crate::process::deadline;
+use crate::process::hibernation;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::MailboxSender;
 use crate::process::status::ProcessStatus;
@@ -61,16 +68,33 @@ pub(crate) enum Slot<I = Box<GuestInstance>> {
     /// With the actor: it is serving, or does not lend.
     #[default]
     WithActor,
-    /// Waiting for a caller, while the actor, on `runtime`, waits for work.
-    Idle { instance: I, runtime: Id },
+    /// Waiting for a caller, while the actor, on `runtime`, waits for work. `idle_since`:
+    /// when the last call ended (or the actor lent it), for an actor that times idleness
+    /// (a hibernation policy), else `None`.
+    Idle {
+        instance: I,
+        runtime: Id,
+        idle_since: Option<Instant>,
+    },
     /// Serving a caller's call.
-    Lent { runtime: Id },
+    Lent { runtime: Id, times_idleness: bool },
     /// Back from a call that ended the process, or gone with it (`instance` is `None` when
     /// the call was abandoned mid-way): the actor exits with `reason`.
     Ended {
         instance: Option<I>,
         reason: Box<ExitReason>,
     },
+}
+
+/// What an actor that times idleness finds when its idle time may be up.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Idleness<I = Box<GuestInstance>> {
+    /// Idle for the whole time: the instance, back with the actor.
+    Over(I),
+    /// A call ended since: idle until this moment at the earliest.
+    Until(Instant),
+    /// A caller holds the instance, or the process is ending.
+    Busy,
 }
 
 /// What a lending actor gets back.
@@ -86,8 +110,14 @@ pub(crate) enum Returned<I = Box<GuestInstance>> {
 }
 
 impl<I> Slot<I> {
-    pub fn lend(&mut self, instance: I, runtime: Id) {
-        *self = Self::Idle { instance, runtime };
+    /// Leaves the instance for callers; `idle_since` is `Some(now)` when the actor times
+    /// idleness, so that every call given back restarts that time.
+    pub fn lend(&mut self, instance: I, runtime: Id, idle_since: Option<Instant>) {
+        *self = Self::Idle {
+            instance,
+            runtime,
+            idle_since,
+        };
     }
 
     /// Whether a caller holds the instance.
@@ -101,8 +131,12 @@ impl<I> Slot<I> {
             Self::Idle {
                 instance,
                 runtime: lender,
+                idle_since,
             } if lender == runtime => {
-                *self = Self::Lent { runtime };
+                *self = Self::Lent {
+                    runtime,
+                    times_idleness: idle_since.is_some(),
+                };
                 Some(instance)
             }
             other => {
@@ -115,7 +149,18 @@ impl<I> Slot<I> {
     /// Takes back a lent instance: idle again, or the process's end.
     pub fn give_back(&mut self, instance: Option<I>, end: Option<ExitReason>) {
         *self = match (std::mem::take(self), instance, end) {
-            (Self::Lent { runtime }, Some(instance), None) => Self::Idle { instance, runtime },
+            (
+                Self::Lent {
+                    runtime,
+                    times_idleness,
+                },
+                Some(instance),
+                None,
+            ) => Self::Idle {
+                instance,
+                runtime,
+                idle_since: times_idleness.then(Instant::now),
+            },
             (_, instance, end) => Self::Ended {
                 instance,
                 reason: Box::new(end.unwrap_or_else(abandoned)),
@@ -142,6 +187,34 @@ impl<I> Slot<I> {
             }
         }
     }
+
+    /// The instance, back with the actor, if no call has been given back for `idle_after`
+    /// by `now`; else when that may be.
+    pub fn reclaim_if_idle(&mut self, idle_after: Duration, now: Instant) -> Idleness<I> {
+        match std::mem::take(self) {
+            Self::Idle {
+                instance,
+                idle_since: Some(since),
+                ..
+            } if now.saturating_duration_since(since) >= idle_after => Idleness::Over(instance),
+            Self::Idle {
+                instance,
+                runtime,
+                idle_since: Some(since),
+            } => {
+                *self = Self::Idle {
+                    instance,
+                    runtime,
+                    idle_since: Some(since),
+                };
+                Idleness::Until(since + idle_after)
+            }
+            other => {
+                *self = other;
+                Idleness::Busy
+            }
+        }
+    }
 }
 
 /// The end of a process whose instance was lost with a call dropped unfinished: the task
@@ -155,17 +228,66 @@ fn abandoned() -> ExitReason {
 /// Lends the idle actor's instance to callers until it has work, then takes it back.
 /// `None` when a lent call ended the process (every caller told why).
 pub(crate) async fn lend(actor: ProcessActor) -> Option<ProcessActor> {
-    // Taking the actor apart and putting it back together keeps only what `awake` sets:
-    // `may_lend` is what makes that everything.
+    // Taking the actor apart and putting it back together keeps only what `awake` sets
+    // and what `Parts` carries: `may_lend` is what makes that everything.
     debug_assert!(
         actor.may_lend(),
         "lending an actor that is in the middle of something"
     );
     let (mut parts, instance) = actor.into_parts();
     // The actor is a task of this runtime.
-    let runtime = Handle::current().id();
-    parts.mailbox.lend(instance, runtime);
-    match parts.mailbox.take_back().await {
+    parts.mailbox.lend(instance, Handle::current().id(), None);
+    let returned = parts.mailbox.take_back().await;
+    taken_back(parts, returned)
+}
+
+/// [`lend`], for a process that hibernates once no call has been served for `after`:
+/// lends until it has work, or until it has been idle that long, calls in place included,
+/// and then hibernates. `None` when the process ended meanwhile.
+pub(crate) async fn lend_until_idle(actor: ProcessActor, after: Duration) -> Option<ProcessActor> {
+    debug_assert!(
+        actor.may_lend(),
+        "lending an actor that is in the middle of something"
+    );
+    let (mut parts, instance) = actor.into_parts();
+    let lent_at = Instant::now();
+    parts
+        .mailbox
+        .lend(instance, Handle::current().id(), Some(lent_at));
+    // A guest that refused to write its state is asked again only once it has served
+    // another message.
+    let handled = || parts.status.handled.load(Ordering::Relaxed);
+    let refused_at = parts.hibernation_refused.then(handled);
+    let mut check_at = lent_at + after;
+    loop {
+        tokio::select! {
+            biased;
+            returned = parts.mailbox.take_back() => {
+                parts.hibernation_refused = refused_at == Some(handled());
+                return taken_back(parts, returned);
+            }
+            () = deadline::sleep(check_at.saturating_duration_since(Instant::now())) => {}
+        }
+        let now = Instant::now();
+        if refused_at == Some(handled()) {
+            check_at = now + after;
+            continue;
+        }
+        match parts.mailbox.reclaim_if_idle(after, now) {
+            Idleness::Over(instance) => {
+                parts.hibernation_refused = false;
+                return hibernation::hibernate(parts.reunite(instance)).await;
+            }
+            Idleness::Until(then) => check_at = then,
+            // Given back, it restarts the idle time.
+            Idleness::Busy => check_at = now + after,
+        }
+    }
+}
+
+/// The actor again, from what its lending ended with; `None` if that was its end.
+fn taken_back(parts: Parts, returned: Returned) -> Option<ProcessActor> {
+    match returned {
         Returned::Instance(instance) => Some(parts.reunite(instance)),
         Returned::Ended {
             instance: Some(instance),
@@ -335,7 +457,7 @@ mod tests {
         let (ours, other) = (runtime(), runtime());
         let mut slot = Slot::<&str>::default();
         assert_eq!(slot.borrow(ours), None, "the actor has it");
-        slot.lend("kv", ours);
+        slot.lend("kv", ours, None);
         assert_eq!(slot.borrow(other), None, "a caller on another runtime");
         assert!(!slot.is_lent());
         assert_eq!(slot.borrow(ours), Some("kv"));
@@ -351,7 +473,7 @@ mod tests {
     fn the_actor_takes_its_instance_back_only_when_it_is_home_and_there_is_work() {
         let ours = runtime();
         let mut slot = Slot::<&str>::default();
-        slot.lend("kv", ours);
+        slot.lend("kv", ours, None);
         assert_eq!(slot.borrow(ours), Some("kv"));
         assert_eq!(slot.take_back(true), None, "a caller holds it");
         slot.give_back(Some("kv"), None);
@@ -371,7 +493,7 @@ mod tests {
             cause: "wasm trap: unreachable".into(),
         };
         let mut slot = Slot::<&str>::default();
-        slot.lend("kv", ours);
+        slot.lend("kv", ours, None);
         assert_eq!(slot.borrow(ours), Some("kv"));
         slot.give_back(Some("kv"), Some(trapped.clone()));
         assert_eq!(slot.borrow(ours), None, "an ended process lends nothing");
@@ -388,7 +510,7 @@ mod tests {
     fn an_instance_lost_mid_call_or_never_lent_ends_the_process_as_a_host_fault() {
         let ours = runtime();
         let mut slot = Slot::<&str>::default();
-        slot.lend("kv", ours);
+        slot.lend("kv", ours, None);
         assert_eq!(slot.borrow(ours), Some("kv"));
         slot.give_back(None, None);
         let lost = Some(Returned::Ended {
@@ -397,5 +519,46 @@ mod tests {
         });
         assert_eq!(slot.take_back(false), lost);
         assert_eq!(Slot::<&str>::default().take_back(true), lost);
+    }
+
+    #[test]
+    fn an_actor_timing_idleness_takes_its_instance_back_only_after_a_quiet_spell() {
+        let ours = runtime();
+        let after = Duration::from_millis(100);
+        let lent_at = Instant::now();
+        let mut slot = Slot::<&str>::default();
+        slot.lend("kv", ours, Some(lent_at));
+        assert_eq!(
+            slot.reclaim_if_idle(after, lent_at + after / 2),
+            Idleness::Until(lent_at + after),
+            "idle for half the time"
+        );
+        assert_eq!(slot.borrow(ours), Some("kv"));
+        assert_eq!(
+            slot.reclaim_if_idle(after, lent_at + 2 * after),
+            Idleness::Busy,
+            "a caller holds it"
+        );
+        let call_ended = Instant::now();
+        slot.give_back(Some("kv"), None);
+        let Idleness::Until(then) = slot.reclaim_if_idle(after, lent_at + after) else {
+            panic!("the call that ended restarts the idle time");
+        };
+        assert!(then >= call_ended + after, "{then:?}");
+        assert_eq!(slot.reclaim_if_idle(after, then), Idleness::Over("kv"));
+        assert_eq!(slot.borrow(ours), None, "the actor has it again");
+    }
+
+    #[test]
+    fn an_actor_that_does_not_time_idleness_is_never_found_idle() {
+        let ours = runtime();
+        let mut slot = Slot::<&str>::default();
+        slot.lend("kv", ours, None);
+        let much_later = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(
+            slot.reclaim_if_idle(Duration::ZERO, much_later),
+            Idleness::Busy
+        );
+        assert_eq!(slot.borrow(ours), Some("kv"), "still lent to callers");
     }
 }

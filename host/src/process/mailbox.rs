@@ -29,6 +29,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Id;
 use tokio::sync::Notify;
@@ -37,7 +38,7 @@ use crate::process::ExitReason;
 use crate::process::control::Control;
 use crate::process::envelope::Envelope;
 use crate::process::instance::GuestInstance;
-use crate::process::lending::{Returned, Slot};
+use crate::process::lending::{Idleness, Returned, Slot};
 
 /// The most message slots an empty queue keeps for the next messages.
 const KEPT_SLOTS: usize = 32;
@@ -334,9 +335,16 @@ impl<I> MailboxReceiver<I> {
     }
 
     /// Leaves the instance of an idle actor, serving on `runtime`, for callers to borrow
-    /// until [`take_back`](Self::take_back).
-    pub fn lend(&mut self, instance: I, runtime: Id) {
-        self.shared.lock().slot.lend(instance, runtime);
+    /// until [`take_back`](Self::take_back). `idle_since` (now) when the actor times
+    /// idleness: see [`reclaim_if_idle`](Self::reclaim_if_idle).
+    pub fn lend(&mut self, instance: I, runtime: Id, idle_since: Option<Instant>) {
+        self.shared.lock().slot.lend(instance, runtime, idle_since);
+    }
+
+    /// The lent instance, back with the actor, if no call has ended for `idle_after` (nor
+    /// the lending begun) by `now`.
+    pub fn reclaim_if_idle(&mut self, idle_after: Duration, now: Instant) -> Idleness<I> {
+        self.shared.lock().slot.reclaim_if_idle(idle_after, now)
     }
 
     /// The lent instance, back once the actor has something to do (a signal, a message, a
@@ -607,7 +615,7 @@ mod tests {
         let (sender, mut receiver) = mailbox(4);
         let ours = runtime();
         assert_eq!(sender.borrow(ours), None, "nothing lent");
-        receiver.lend("kv", ours);
+        receiver.lend("kv", ours, None);
         assert_eq!(sender.post(cast("first")), Ok(()));
         assert_eq!(sender.borrow(ours), None, "a message sent before the call");
         let _ = receiver.shared.lock().messages.pop_front();
@@ -631,7 +639,7 @@ mod tests {
         fn waiting() -> (Self, MailboxSender<&'static str>, Id) {
             let (sender, mut receiver) = mailbox(4);
             let runtime = runtime();
-            receiver.lend("kv", runtime);
+            receiver.lend("kv", runtime, None);
             let wakes = Arc::new(Counting(AtomicUsize::new(0)));
             let waker = Waker::from(wakes.clone());
             let mut lender = Self {
@@ -708,7 +716,7 @@ mod tests {
     fn an_instance_back_after_the_process_ended_is_handed_to_the_caller_to_drop() {
         let (sender, mut receiver) = mailbox(4);
         let ours = runtime();
-        receiver.lend("kv", ours);
+        receiver.lend("kv", ours, None);
         assert_eq!(sender.borrow(ours), Some("kv"));
         drop(receiver);
         assert_eq!(sender.give_back(Some("kv"), None), Some("kv"));

@@ -2,7 +2,8 @@
 //! rate: `cargo run --release -p hotswap-bench --example call_profile -- N call|cast`. Run it
 //! under `perf stat -e task-clock` to compare CPU per message between builds: on this shared
 //! machine, wall-clock rates move more than the code does. With `KV=FILE.wasm` it serves that
-//! kv component instead of the built v0 (an older build of it, say).
+//! kv component instead of the built v0 (an older build of it, say); with
+//! `HIBERNATE_AFTER_MS=N` the process runs under a policy that hibernates it after N ms idle.
 
 use std::time::{Duration, Instant};
 
@@ -31,8 +32,13 @@ async fn main() -> anyhow::Result<()> {
     let kv = node
         .load_file("kv", std::env::var("KV").unwrap_or_else(|_| KV.to_owned()))
         .await?;
+    let hibernate_after = match std::env::var("HIBERNATE_AFTER_MS") {
+        Ok(ms) => Some(Duration::from_millis(ms.parse()?)),
+        Err(_) => None,
+    };
     let policy = Policy {
         mailbox_capacity: n + 16,
+        hibernate_after,
         ..Policy::default()
     };
     node.spawn(SpawnSpec::new("kv").vsn(&*kv.vsn).name("kv").policy(policy))

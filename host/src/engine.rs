@@ -15,18 +15,17 @@
 //! guests pay an explicit bounds check on memory accesses.
 //!
 //! A slot given back (a process stopped, swapped out or hibernating) keeps the pages its
-//! instance wrote, up to [`KEEP_RESIDENT`], reset in place to the component's initial
-//! contents, rather than handing them back to the kernel: the next instance in that slot
-//! (the next swap's target, a wake, a spawn) then takes no page fault on them, and the drop
-//! unmaps nothing, so it sends no TLB shootdown to the threads serving messages. Finding
-//! the written pages takes Linux's `PAGEMAP_SCAN` (6.7 and later); without it the reset
-//! would rewrite the lowest addresses whether written or not, so the pool then gives every
-//! page back, as before.
+//! instance wrote, up to [`KEEP_RESIDENT`] per memory and per table, reset in place to the
+//! component's initial contents, rather than handing them back to the kernel: the next
+//! instance in that slot (the next swap's target, a wake, a spawn) then takes no page fault
+//! on them, and as long as the instance wrote no more than that, the drop unmaps nothing, so
+//! it sends no TLB shootdown to the threads serving messages. Finding the written pages
+//! takes Linux's `PAGEMAP_SCAN` (6.7 and later); without it the reset would rewrite the
+//! lowest addresses whether written or not, so the pool then gives every page back, as
+//! before.
 
 use std::thread;
 use std::time::Duration;
-
-use std::sync::OnceLock;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -62,10 +61,12 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 const MEMORIES_PER_COMPONENT: u32 = 4;
 const TABLES_PER_COMPONENT: u32 = 16;
 
-/// How much of a given-back slot's written memory (and, separately, of its tables) stays
-/// resident for the next instance, where the kernel can list written pages. A Rust guest
-/// writes tens of KiB; a Python or JavaScript one writes megabytes and keeps only this much.
-/// So a node holds at most this much more per slot it has ever used, and a hibernating
+/// How much of a given-back memory slot's written pages (and, separately, of a table
+/// slot's) stays resident for the next instance, where the kernel can list written pages.
+/// A Rust guest writes tens of KiB; a Python or JavaScript one writes megabytes and keeps
+/// only this much. The pool has two memory slots and three table slots per instance slot
+/// (`new_engine`), and the slots ever used are about the most instances alive at once plus
+/// wasmtime's 100 warm spares; each keeps at most this much while unused. A hibernating
 /// process's slot keeps what its instance wrote until another instance takes the slot.
 ///
 /// Measured (`hotswap-bench --only swaps`, three alternating pairs, and a probe that timed
@@ -107,7 +108,7 @@ pub fn new_engine(allocation: Allocation, fuel: bool) -> Result<Engine, NodeErro
             .max_memories_per_component(MEMORIES_PER_COMPONENT)
             .max_tables_per_component(TABLES_PER_COMPONENT)
             .max_memory_size(max_memory);
-        if pagemap_scan_available() {
+        if PoolingAllocationConfig::is_pagemap_scan_available() {
             pool.pagemap_scan(Enabled::Yes)
                 .linear_memory_keep_resident(KEEP_RESIDENT)
                 .table_keep_resident(KEEP_RESIDENT);
@@ -133,42 +134,6 @@ pub fn new_engine(allocation: Allocation, fuel: bool) -> Result<Engine, NodeErro
     Ok(started(engine))
 }
 
-/// Whether this kernel lists a mapping's written pages (`PAGEMAP_SCAN`), asked once of
-/// wasmtime itself.
-fn pagemap_scan_available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| match engine_requiring_pagemap_scan() {
-        Ok(_) => true,
-        Err(error) => {
-            tracing::info!(
-                error = %format!("{error:#}"),
-                "no PAGEMAP_SCAN: pool slots give all their pages back when freed"
-            );
-            false
-        }
-    })
-}
-
-/// The smallest pooled engine that requires `PAGEMAP_SCAN`: wasmtime refuses to build it
-/// where the kernel lacks the scan.
-fn engine_requiring_pagemap_scan() -> wasmtime::Result<Engine> {
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(1)
-        .total_core_instances(1)
-        .total_memories(1)
-        .total_tables(1)
-        .total_stacks(1)
-        .max_memory_size(1 << 16)
-        .pagemap_scan(Enabled::Yes);
-    let mut config = Config::new();
-    config
-        .memory_reservation(1 << 16)
-        .memory_guard_size(0)
-        .memory_reservation_for_growth(0)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config)
-}
-
 /// `engine`, with its epoch ticker running.
 fn started(engine: Engine) -> Engine {
     start_epoch_ticker(&engine);
@@ -190,20 +155,5 @@ fn start_epoch_ticker(engine: &Engine) {
         // Without the ticker no deadline ever fires; that is worth shouting about, but a
         // node that cannot spawn a thread will fail louder elsewhere.
         tracing::error!(error = %e, "cannot start the epoch ticker: guest time limits are off");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The probe is refused only for want of the scan, never for its own configuration,
-    /// which would turn kept pages off on every machine without a word.
-    #[test]
-    fn the_scan_probe_fails_only_where_the_kernel_lacks_the_scan() {
-        if let Err(error) = engine_requiring_pagemap_scan() {
-            let error = format!("{error:#}");
-            assert!(error.contains("PAGEMAP_SCAN"), "{error}");
-        }
     }
 }

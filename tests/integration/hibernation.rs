@@ -34,10 +34,24 @@ async fn until_hibernating(node: &Node, target: &ProcessRef) {
 }
 
 async fn sleepy_kv(node: &Node, name: &str, module_file: &str) -> ProcessRef {
+    kv_hibernating_after(node, name, module_file, AFTER).await
+}
+
+/// A kv of `module_file`, named `name`, that hibernates once idle for `after`.
+async fn kv_hibernating_after(
+    node: &Node,
+    name: &str,
+    module_file: &str,
+    after: Duration,
+) -> ProcessRef {
     node.load_file("kv", guest(module_file))
         .await
         .expect("load");
-    node.spawn(SpawnSpec::new("kv").name(name).policy(sleepy()))
+    let policy = Policy {
+        hibernate_after: Some(after),
+        ..Policy::default()
+    };
+    node.spawn(SpawnSpec::new("kv").name(name).policy(policy))
         .await
         .expect("spawn");
     ProcessRef::from(name)
@@ -155,23 +169,10 @@ async fn a_process_that_cannot_wake_exits_and_its_waker_hears_why() {
     assert!(node.whereis("refuser").is_none(), "gone from the registry");
 }
 
-/// A kv that may hibernate after `after`, named `name`.
-async fn kv_hibernating_after(node: &Node, name: &str, after: Duration) -> ProcessRef {
-    node.load_file("kv", guest("kv-v0")).await.expect("load");
-    let policy = Policy {
-        hibernate_after: Some(after),
-        ..Policy::default()
-    };
-    node.spawn(SpawnSpec::new("kv").name(name).policy(policy))
-        .await
-        .expect("spawn");
-    ProcessRef::from(name)
-}
-
 #[tokio::test]
 async fn a_process_that_may_hibernate_serves_a_call_in_its_callers_first_poll() {
     let node = Node::new(Policy::default()).expect("node");
-    let kv = kv_hibernating_after(&node, "kv", Duration::from_secs(60)).await;
+    let kv = kv_hibernating_after(&node, "kv", "kv-v0", Duration::from_secs(60)).await;
     put(&node, &kv, "a", json!(1)).await;
     let handle = node.process(&kv).expect("alive");
     // In place unless the guest met an epoch tick (every 2 ms), as in `lending.rs`.
@@ -200,7 +201,7 @@ async fn a_process_that_may_hibernate_serves_a_call_in_its_callers_first_poll() 
 async fn calls_served_in_place_keep_a_process_awake_until_a_quiet_spell() {
     let after = Duration::from_millis(400);
     let node = Node::new(Policy::default()).expect("node");
-    let kv = kv_hibernating_after(&node, "kv", after).await;
+    let kv = kv_hibernating_after(&node, "kv", "kv-v0", after).await;
     put(&node, &kv, "a", json!(1)).await;
     // Watches for a hibernation while the calls come, each well within `after` of the last.
     let calling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -217,11 +218,13 @@ async fn calls_served_in_place_keep_a_process_awake_until_a_quiet_spell() {
         }
     });
     let calls = 12;
+    let mut last_call = std::time::Instant::now();
     for _ in 0..calls {
         tokio::time::sleep(after / 4).await;
+        // Taken before the call: its idle time starts when the call is given back.
+        last_call = std::time::Instant::now();
         assert_eq!(get(&node, &kv, "a").await, json!(1));
     }
-    let last_call = std::time::Instant::now();
     calling.store(false, std::sync::atomic::Ordering::Relaxed);
     assert!(
         !watcher.await.expect("watcher"),

@@ -664,8 +664,9 @@ async fn a_spawn_into_a_pool_full_of_live_processes_is_refused_naming_the_pool()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_one_process_wrote_reads_as_zero_in_the_next_process_of_its_pool_slot() {
-    // One slot: the second process gets the very memory the first one filled, which the
-    // pool resets in place rather than handing back to the kernel.
+    // One instance slot: the second process gets the memory slot the first one filled
+    // (wasmtime reuses the one its module last had), which the pool resets in place rather
+    // than handing back to the kernel, where the kernel can list written pages.
     let node = node_with_pool(1);
     node.load_file("bomb", guest("hostile-memory-bomb"))
         .await
@@ -678,6 +679,18 @@ async fn memory_one_process_wrote_reads_as_zero_in_the_next_process_of_its_pool_
     let filled = call_raw(&node, &first, json!({"op": "grow", "mib": 8})).await;
     assert_eq!(filled.expect("filled"), json!(8));
     node.stop(&first, "done").await.expect("stop");
+    if wasmtime::PoolingAllocationConfig::is_pagemap_scan_available() {
+        // The instance is dropped off the stopping task: give it a moment.
+        let metrics = node.engine().pooling_allocator_metrics().expect("pooled");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while metrics.unused_memory_bytes_resident() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the freed slot kept none of the pages it wrote"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 
     let second = spawn_bomb().await;
     let not_zero = call_raw(&node, &second, json!({"op": "unwritten", "mib": 12})).await;

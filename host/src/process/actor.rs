@@ -3,24 +3,24 @@
 //! The loop takes control signals first, then user messages, and runs each to completion
 //! before taking the next: this is what makes a swap, a state read or a stop happen between
 //! two messages, never inside one. A guest trap ends the loop with the trap as exit reason.
-//! A process whose policy says so hibernates when idle (`hibernation.rs`) and comes back
-//! here, with a fresh instance, at its next message or control signal. An idle process
-//! with nothing in hand (not suspended, no release staged, no hibernation policy) lends
-//! its instance to the callers on its runtime, who serve their calls in place
-//! (`lending.rs`), and takes it back when a message or a signal arrives.
+//! An idle process with nothing in hand (not suspended, no release staged, no swapped-out
+//! instance to drop) lends its instance to the callers on its runtime, who serve their
+//! calls in place (`lending.rs`), and takes it back when a message or a signal arrives. A
+//! process whose policy says so hibernates once nothing has been served for its
+//! `hibernate_after`, calls in place included (`hibernation.rs`), and comes back here, with
+//! a fresh instance, at its next message or control signal.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::error::{CallError, ControlError, SwapError};
 use crate::optimistic_swap::{self, Adoption, Declined, MarkedSnapshot};
 use crate::process::control::Control;
-use crate::process::deadline;
 use crate::process::envelope::Envelope;
 use crate::process::hibernation;
 use crate::process::instance::GuestInstance;
-use crate::process::lending;
+use crate::process::lending::{self, Lent};
 use crate::process::mailbox::{self, MailboxReceiver, Received};
 use crate::process::status::ProcessStatus;
 use crate::process::suspension::Holds;
@@ -56,7 +56,7 @@ pub(crate) struct ProcessActor {
 
 /// Why [`ProcessActor::serve`] returned.
 enum Pause {
-    /// Nothing arrived for the policy's `hibernate_after`.
+    /// Nothing was served for the policy's `hibernate_after` (found while lending): hibernate.
     Idle,
     /// Nothing is queued, and nothing else is going on: lend the instance to callers.
     Lend,
@@ -69,7 +69,6 @@ enum Next {
     Message(Envelope),
     /// Drop the instance a swap retired, now that the mailbox is empty.
     DropRetired,
-    Idle,
     /// The mailbox's sending side is gone: nobody can reach the process any more.
     Closed,
 }
@@ -141,16 +140,10 @@ impl ProcessActor {
 
     /// Whether the process may lend its instance while nothing is queued: it serves
     /// messages, and is in the middle of nothing (a staged release, a swapped-out instance
-    /// to drop). A hibernation policy's idle time is kept while lending (`lending::lend`).
+    /// to drop). A hibernation policy's idle time is kept while lending
+    /// (`lending::lend_until_idle`).
     pub(super) fn may_lend(&self) -> bool {
         !self.holds.any() && self.staged.is_none() && self.retired.is_none()
-    }
-
-    /// Whether the process may hibernate when idle: its policy says so, and it is not in
-    /// the middle of anything (a suspension, a staged release) or refused last time.
-    fn may_hibernate(&self) -> Option<Duration> {
-        let busy = self.holds.any() || self.staged.is_some() || self.hibernation_refused;
-        self.status.policy.hibernate_after.filter(|_| !busy)
     }
 
     /// Serves the process until it stops or traps, then unregisters it and answers every
@@ -167,8 +160,15 @@ impl ProcessActor {
             status: self.status.clone(),
             registry: self.registry.clone(),
         };
+        // Set when the lending actor found nothing served for its hibernation policy's time.
+        let mut idle = false;
         loop {
-            match self.serve().await {
+            let pause = if std::mem::take(&mut idle) {
+                Pause::Idle
+            } else {
+                self.serve().await
+            };
+            match pause {
                 Pause::Exit(reason) => return self.exit(reason),
                 Pause::Lend => match self.status.policy.hibernate_after {
                     None => match lending::lend(self).await {
@@ -177,8 +177,9 @@ impl ProcessActor {
                     },
                     // Boxed: its idle timer would otherwise take room in every task.
                     Some(after) => match Box::pin(lending::lend_until_idle(self, after)).await {
-                        Some(back) => self = back,
-                        None => return,
+                        Lent::Back(back) => self = back,
+                        Lent::Idle(back) => (self, idle) = (back, true),
+                        Lent::Ended => return,
                     },
                 },
                 // Boxed, like control signals below: a task is as large as its largest
@@ -191,11 +192,10 @@ impl ProcessActor {
         }
     }
 
-    /// Serves signals and messages until the process exits or has been idle for its
-    /// policy's `hibernate_after`.
+    /// Serves signals and messages until the process exits, or has nothing queued and
+    /// nothing in hand, and so lends its instance.
     async fn serve(&mut self) -> Pause {
         loop {
-            let idle_after = self.may_hibernate();
             let next = if self.may_lend() {
                 match self.mailbox.try_recv().await {
                     Some(Received::Signal(signal)) => Next::Signal(signal),
@@ -215,7 +215,6 @@ impl ProcessActor {
                         Received::Disconnected => Next::Closed,
                     },
                     () = std::future::ready(()), if self.retired.is_some() => Next::DropRetired,
-                    () = idle_for(idle_after), if idle_after.is_some() => Next::Idle,
                 }
             };
             let flow = match next {
@@ -242,7 +241,6 @@ impl ProcessActor {
                     }
                     Flow::Continue
                 }
-                Next::Idle => return Pause::Idle,
                 Next::Closed => Flow::Exit(ExitReason::Shutdown),
             };
             if let Flow::Exit(reason) = flow {
@@ -570,15 +568,6 @@ pub(super) fn record_exit(
     registry.unregister(status.pid);
     registry.cancel_timers_of(status.pid);
     reason
-}
-
-/// Resolves after `after` when given, never otherwise. Its timer is a reused one: a process
-/// that may hibernate starts this wait after every message.
-async fn idle_for(after: Option<Duration>) {
-    match after {
-        Some(after) => deadline::sleep(after).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Makes sure a process whose task ends without [`ProcessActor::exit`] (a panic in the host

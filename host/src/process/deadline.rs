@@ -1,6 +1,6 @@
 //! Deadlines on timers that are reused rather than made for every message: a call's
-//! timeout, the wall-clock backstop of a guest call that yields, and the idle time after
-//! which a process hibernates.
+//! timeout, the wall-clock backstop of a guest call that yields, and the idle time of a
+//! lending process that may hibernate.
 //!
 //! A fresh tokio timer (what `tokio::time::timeout` and `sleep` make) is put in the
 //! runtime's time driver when first polled and taken out when dropped: two trips through
@@ -27,7 +27,6 @@
 //! runtime that made them, and are never handed to a wait under another runtime.
 
 use std::cell::RefCell;
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -136,12 +135,6 @@ impl<F: Future> Future for Timeout<F> {
     }
 }
 
-/// Resolves once `duration` has passed (never, if that is too far away to be an instant):
-/// `tokio::time::sleep` on a kept timer, as the timeout of a future that never completes.
-pub(crate) async fn sleep(duration: Duration) {
-    let Err(Elapsed) = timeout(duration, std::future::pending::<Infallible>()).await;
-}
-
 /// A timer taken from this thread's spares (or made), set to a deadline, and given back to
 /// the spares of whichever thread drops it.
 struct Borrowed {
@@ -233,7 +226,9 @@ mod tests {
         assert_eq!(timeout(Duration::MAX, slow).await, Ok(()));
         assert_eq!(spares_kept(), 0, "no timer was made, so none was kept");
         tokio::select! {
-            () = sleep(Duration::MAX) => panic!("a sleep beyond any instant ended"),
+            _ = timeout(Duration::MAX, std::future::pending::<()>()) => {
+                panic!("a wait beyond any instant ended")
+            }
             () = tokio::time::sleep(ms(60_000)) => {}
         }
     }
@@ -283,15 +278,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_sleep_cut_short_leaves_its_timer_and_the_next_sleep_keeps_its_own_deadline() {
-        // A process's idle wait, ended early by a message.
+    async fn a_wait_cut_short_leaves_its_timer_and_the_next_wait_keeps_its_own_deadline() {
+        // A lending process's idle wait, ended early by a message.
+        let idle_wait = |duration| timeout(duration, std::future::pending::<()>());
         tokio::select! {
-            () = sleep(ms(100)) => panic!("the idle wait ended before the message"),
+            _ = idle_wait(ms(100)) => panic!("the idle wait ended before the message"),
             () = tokio::time::sleep(ms(30)) => {}
         }
         assert_eq!(spares_kept(), 1, "the timer is kept for the next wait");
         let started = Instant::now();
-        sleep(ms(100)).await;
+        assert_eq!(idle_wait(ms(100)).await, Err(Elapsed));
         assert_eq!(started.elapsed(), ms(100));
     }
 

@@ -1,13 +1,14 @@
 //! Hibernation, after OTP's `hibernate_after`: a process idle for its policy's
 //! `hibernate_after` (calls served in place count, see `lending.rs`) gives back its instance
 //! (its `Store`, linear memory and fiber stack) and keeps only its state, as the bytes its
-//! `snapshot` wrote. In a pooled node, the pages its memory wrote stay with the pool slot,
-//! reset, for the next instance to take it (see `engine.rs`). The next signal or message
+//! `snapshot` wrote. The next signal or message
 //! wakes it: a fresh instance of the same version adopts the state through `code-change`
 //! (an upgrade from its own vsn, as for `replace-state`), then serves what woke it.
 //!
 //! What a hibernating process costs is its mailbox, its task and its state blob: a few
-//! KiB instead of an instance. What waking costs is an instantiation and a `code-change`
+//! KiB instead of an instance. In a pooled node its pool slot also keeps the pages the
+//! instance wrote, reset, until another instance takes the slot: at most
+//! [`KEEP_RESIDENT`](crate::engine::KEEP_RESIDENT) per memory and per table. What waking costs is an instantiation and a `code-change`
 //! on the first message, which is why it is off unless a policy turns it on.
 //!
 //! A state read, and the snapshot of an optimistic swap, are answered from the blob without

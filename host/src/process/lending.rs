@@ -46,16 +46,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::runtime::{Handle, Id};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::error::CallError;
 use crate::process::actor::{Parts, ProcessActor, record_exit, task_panicked};
 use crate::process::deadline;
-use crate::process::hibernation;
 use crate::process::instance::GuestInstance;
 use crate::process::mailbox::MailboxSender;
 use crate::process::status::ProcessStatus;
@@ -70,7 +70,7 @@ pub(crate) enum Slot<I = Box<GuestInstance>> {
     WithActor,
     /// Waiting for a caller, while the actor, on `runtime`, waits for work. `idle_since`:
     /// when the last call ended (or the actor lent it), for an actor that times idleness
-    /// (a hibernation policy), else `None`.
+    /// (a hibernation policy), else `None`. On tokio's clock, which a test may pause.
     Idle {
         instance: I,
         runtime: Id,
@@ -93,7 +93,8 @@ pub(crate) enum Idleness<I = Box<GuestInstance>> {
     Over(I),
     /// A call ended since: idle until this moment at the earliest.
     Until(Instant),
-    /// A caller holds the instance, or the process is ending.
+    /// Not idle: a caller holds the instance, the process is ending, the actor has it, or
+    /// it does not time idleness.
     Busy,
 }
 
@@ -241,10 +242,23 @@ pub(crate) async fn lend(actor: ProcessActor) -> Option<ProcessActor> {
     taken_back(parts, returned)
 }
 
+/// How often a lending actor whose guest refused to write its state looks again whether
+/// it has served a message since, at most: it hibernates no sooner than that.
+const REFUSAL_RECHECK: Duration = Duration::from_secs(1);
+
+/// What became of an actor lent under a hibernation policy.
+pub(crate) enum Lent {
+    /// Work arrived: the actor, to serve it.
+    Back(ProcessActor),
+    /// Nothing was served for its policy's `hibernate_after`: the actor, to hibernate.
+    Idle(ProcessActor),
+    /// A lent call ended the process (every caller told why).
+    Ended,
+}
+
 /// [`lend`], for a process that hibernates once no call has been served for `after`:
-/// lends until it has work, or until it has been idle that long, calls in place included,
-/// and then hibernates. `None` when the process ended meanwhile.
-pub(crate) async fn lend_until_idle(actor: ProcessActor, after: Duration) -> Option<ProcessActor> {
+/// lends until it has work, or until it has been idle that long, calls in place included.
+pub(crate) async fn lend_until_idle(actor: ProcessActor, after: Duration) -> Lent {
     debug_assert!(
         actor.may_lend(),
         "lending an actor that is in the middle of something"
@@ -260,23 +274,22 @@ pub(crate) async fn lend_until_idle(actor: ProcessActor, after: Duration) -> Opt
     let refused_at = parts.hibernation_refused.then(handled);
     let mut check_at = lent_at + after;
     loop {
-        tokio::select! {
-            biased;
-            returned = parts.mailbox.take_back() => {
-                parts.hibernation_refused = refused_at == Some(handled());
-                return taken_back(parts, returned);
-            }
-            () = deadline::sleep(check_at.saturating_duration_since(Instant::now())) => {}
+        if let Ok(returned) = deadline::timeout_at(check_at, parts.mailbox.take_back()).await {
+            parts.hibernation_refused = refused_at == Some(handled());
+            return match taken_back(parts, returned) {
+                Some(actor) => Lent::Back(actor),
+                None => Lent::Ended,
+            };
         }
         let now = Instant::now();
         if refused_at == Some(handled()) {
-            check_at = now + after;
+            check_at = now + after.max(REFUSAL_RECHECK);
             continue;
         }
         match parts.mailbox.reclaim_if_idle(after, now) {
             Idleness::Over(instance) => {
                 parts.hibernation_refused = false;
-                return hibernation::hibernate(parts.reunite(instance)).await;
+                return Lent::Idle(parts.reunite(instance));
             }
             Idleness::Until(then) => check_at = then,
             // Given back, it restarts the idle time.
@@ -525,7 +538,9 @@ mod tests {
     fn an_actor_timing_idleness_takes_its_instance_back_only_after_a_quiet_spell() {
         let ours = runtime();
         let after = Duration::from_millis(100);
-        let lent_at = Instant::now();
+        // An hour back, so that the call given back below ends strictly after the lending
+        // whatever the clock's grain.
+        let lent_at = Instant::now() - Duration::from_secs(3600);
         let mut slot = Slot::<&str>::default();
         slot.lend("kv", ours, Some(lent_at));
         assert_eq!(

@@ -29,10 +29,11 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::runtime::Id;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::process::ExitReason;
 use crate::process::control::Control;

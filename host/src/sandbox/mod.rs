@@ -39,8 +39,10 @@ pub struct Policy {
     pub fuel_per_call: Option<u64>,
     /// After how long without a message or a control request the process hibernates
     /// (OTP's `hibernate_after`): its state is taken with `snapshot` and its instance is
-    /// dropped, memory and all, until the next message brings a fresh instance back with
-    /// `code-change` from its own vsn. `None` (the default, as in OTP): never.
+    /// dropped (in a pooled node, its slot keeps the pages it wrote, reset, for the next
+    /// instance: see `engine::KEEP_RESIDENT`), until the next message brings a fresh
+    /// instance back with `code-change` from its own vsn. Calls served in place count as
+    /// messages. `None` (the default, as in OTP): never.
     #[serde(with = "optional_millis", rename = "hibernate_after_ms")]
     pub hibernate_after: Option<Duration>,
     /// WASI capabilities: directories, environment, arguments, network, output.

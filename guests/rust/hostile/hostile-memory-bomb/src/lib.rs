@@ -119,7 +119,9 @@ impl Hoard {
 /// The one unsafe read among the guests: reading memory that nothing wrote is the point.
 #[allow(unsafe_code)]
 fn unwritten_bytes_not_zero(mib: usize) -> Result<usize, String> {
-    let pages = mib * MIB / WASM_PAGE;
+    let pages = mib
+        .checked_mul(MIB / WASM_PAGE)
+        .ok_or_else(|| format!("{mib} MiB is more than a 32-bit memory holds"))?;
     let first_page = core::arch::wasm32::memory_grow(0, pages);
     if first_page == usize::MAX {
         return Err(format!("memory.grow by {mib} MiB was refused"));

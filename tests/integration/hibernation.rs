@@ -137,6 +137,30 @@ async fn a_guest_that_will_not_write_its_state_stays_awake_and_serves() {
 }
 
 #[tokio::test]
+async fn a_guest_that_refused_its_state_is_asked_again_once_it_has_served_a_call() {
+    let node = Node::new(Policy::default()).expect("node");
+    node.load_file("hostile", guest("hostile-snapshot"))
+        .await
+        .expect("load");
+    node.spawn(SpawnSpec::new("hostile").name("h").policy(sleepy()))
+        .await
+        .expect("spawn");
+    let target = ProcessRef::from("h");
+    put(&node, &target, "a", json!(5)).await;
+    call_json(&node, &target, json!({"op": "refuse_snapshot"})).await;
+    tokio::time::sleep(AFTER * 5).await;
+    assert!(!info(&node, &target).hibernating, "it refused");
+    // Served in place: that lifts the refusal, and the next look finds it writing.
+    call_json(&node, &target, json!({"op": "allow_snapshot"})).await;
+    until_hibernating(&node, &target).await;
+    assert_eq!(
+        get(&node, &target, "a").await,
+        json!(5),
+        "woken with its state"
+    );
+}
+
+#[tokio::test]
 async fn without_the_policy_nothing_hibernates() {
     let (node, kv) = node_with_kv().await;
     put(&node, &kv, "a", json!(1)).await;

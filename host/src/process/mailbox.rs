@@ -343,9 +343,14 @@ impl<I> MailboxReceiver<I> {
     }
 
     /// The lent instance, back with the actor, if no call has ended for `idle_after` (nor
-    /// the lending begun) by `now`.
+    /// the lending begun) by `now`, and nothing has arrived meanwhile: a process with work
+    /// is not idle, and [`take_back`](Self::take_back) is the way back for it.
     pub fn reclaim_if_idle(&mut self, idle_after: Duration, now: Instant) -> Idleness<I> {
-        self.shared.lock().slot.reclaim_if_idle(idle_after, now)
+        let mut queues = self.shared.lock();
+        if queues.has_work() {
+            return Idleness::Busy;
+        }
+        queues.slot.reclaim_if_idle(idle_after, now)
     }
 
     /// The lent instance, back once the actor has something to do (a signal, a message, a

@@ -10,6 +10,7 @@
 //! | `{"op":"refuse_snapshot"}`   | `null`   | return `Err("cannot write state")`      |
 //! | `{"op":"spin_snapshot"}`     | `null`   | loop forever                            |
 //! | `{"op":"trap_snapshot"}`     | `null`   | panic again                             |
+//! | `{"op":"allow_snapshot"}`    | `null`   | write the state, as kv does             |
 //! | `{"op":"ping"}`              | `"pong"` |                                         |
 //!
 //! Every other request is kv's (see `kv-core`). The state is kv's, `{"entries":{...}}`, so a
@@ -36,6 +37,8 @@ enum Mode {
     Refuse,
     /// Loop forever.
     Spin,
+    /// Write the state, as kv does: a guest that has come round.
+    Write,
 }
 
 /// The state: kv's entries (all that a state blob would hold, `{"entries":{...}}`), and the
@@ -56,6 +59,7 @@ enum Own {
     RefuseSnapshot,
     SpinSnapshot,
     TrapSnapshot,
+    AllowSnapshot,
 }
 
 /// kv, except for `snapshot`.
@@ -78,6 +82,7 @@ impl GenServer for Snapshot {
             Ok(Own::RefuseSnapshot) => Mode::Refuse,
             Ok(Own::SpinSnapshot) => Mode::Spin,
             Ok(Own::TrapSnapshot) => Mode::Trap,
+            Ok(Own::AllowSnapshot) => Mode::Write,
             Err(_) => return state.kv.call(request, AccessLog::Off),
         };
         state.mode = mode;
@@ -108,6 +113,7 @@ impl GenServer for Snapshot {
                     turns = std::hint::black_box(turns).wrapping_add(1);
                 }
             }
+            Mode::Write => Ok(state.kv.snapshot()),
         }
     }
 }

@@ -119,9 +119,9 @@ async fn a_state_read_is_answered_asleep_and_a_swap_wakes_it_on_the_new_version(
     assert!(node.whereis("kv").is_none(), "the name is free again");
 }
 
-#[tokio::test]
-async fn a_guest_that_will_not_write_its_state_stays_awake_and_serves() {
-    let node = Node::new(Policy::default()).expect("node");
+/// A `hostile-snapshot` process that may hibernate, holds `a = 5`, has refused to write its
+/// state, and has been idle for several times its `hibernate_after` since.
+async fn refused_to_hibernate(node: &Node) -> ProcessRef {
     node.load_file("hostile", guest("hostile-snapshot"))
         .await
         .expect("load");
@@ -129,9 +129,16 @@ async fn a_guest_that_will_not_write_its_state_stays_awake_and_serves() {
         .await
         .expect("spawn");
     let target = ProcessRef::from("h");
-    put(&node, &target, "a", json!(5)).await;
-    call_json(&node, &target, json!({"op": "refuse_snapshot"})).await;
+    put(node, &target, "a", json!(5)).await;
+    call_json(node, &target, json!({"op": "refuse_snapshot"})).await;
     tokio::time::sleep(AFTER * 5).await;
+    target
+}
+
+#[tokio::test]
+async fn a_guest_that_will_not_write_its_state_stays_awake_and_serves() {
+    let node = Node::new(Policy::default()).expect("node");
+    let target = refused_to_hibernate(&node).await;
     assert!(!info(&node, &target).hibernating);
     assert_eq!(get(&node, &target, "a").await, json!(5));
 }
@@ -139,16 +146,7 @@ async fn a_guest_that_will_not_write_its_state_stays_awake_and_serves() {
 #[tokio::test]
 async fn a_guest_that_refused_its_state_is_asked_again_once_it_has_served_a_call() {
     let node = Node::new(Policy::default()).expect("node");
-    node.load_file("hostile", guest("hostile-snapshot"))
-        .await
-        .expect("load");
-    node.spawn(SpawnSpec::new("hostile").name("h").policy(sleepy()))
-        .await
-        .expect("spawn");
-    let target = ProcessRef::from("h");
-    put(&node, &target, "a", json!(5)).await;
-    call_json(&node, &target, json!({"op": "refuse_snapshot"})).await;
-    tokio::time::sleep(AFTER * 5).await;
+    let target = refused_to_hibernate(&node).await;
     assert!(!info(&node, &target).hibernating, "it refused");
     // Served in place: that lifts the refusal, and the next look finds it writing.
     call_json(&node, &target, json!({"op": "allow_snapshot"})).await;

@@ -8,8 +8,9 @@
 //! What a hibernating process costs is its mailbox, its task and its state blob: a few
 //! KiB instead of an instance. In a pooled node its pool slot also keeps the pages the
 //! instance wrote, reset, until another instance takes the slot: at most
-//! [`KEEP_RESIDENT`](crate::engine::KEEP_RESIDENT) per memory and per table. What waking costs is an instantiation and a `code-change`
-//! on the first message, which is why it is off unless a policy turns it on.
+//! [`KEEP_RESIDENT`](crate::engine::KEEP_RESIDENT) per memory and per table. What waking
+//! costs is an instantiation and a `code-change` on the first message, which is why it is
+//! off unless a policy turns it on.
 //!
 //! A state read, and the snapshot of an optimistic swap, are answered from the blob without
 //! waking: the blob is what `snapshot` wrote, and nothing has run since. A swap that

@@ -419,6 +419,38 @@ defmodule Bench do
     ]
   end
 
+  # The spawn rate when one process per scheduler starts its share of n KV servers at once
+  # (the Rust side's spawn_rate_per_core_100k), in a fresh VM as the Rust side's is on a fresh
+  # pool.
+  def spawn_per_core(n) do
+    elixir = System.find_executable("elixir") || raise "elixir is not on PATH"
+    {out, 0} = System.cmd(elixir, [@dir |> Path.join("kv_bench.exs"), "--spawn-per-core", "#{n}"])
+    [spawners, rate] = out |> String.split() |> Enum.take(-2) |> Enum.map(&String.to_integer/1)
+    log("  #{n} KV servers started by #{spawners} processes at once: #{rate}/s")
+
+    [
+      name: "spawn_rate_per_core_#{div(n, 1000)}k", unit: "per_s", value: rate / 1, n: n,
+      method: "#{n} servers started by #{spawners} processes at once, one per scheduler"
+    ]
+  end
+
+  def spawn_per_core_child(n) do
+    cleanup(versions())
+    spawners = System.schedulers_online()
+    parent = self()
+    t0 = now()
+
+    for spawner <- 0..(spawners - 1) do
+      share = div(n, spawners) + if(spawner < rem(n, spawners), do: 1, else: 0)
+      spawn_link(fn -> send(parent, {:started, for(_ <- 1..share//1, do: elem(KV.start(), 1))}) end)
+    end
+
+    pids = Enum.flat_map(1..spawners, fn _ -> receive(do: ({:started, pids} -> pids)) end)
+    rate = round(length(pids) / ((now() - t0) / 1.0e9))
+    stop_all(pids)
+    IO.puts("#{spawners} #{rate}")
+  end
+
   # In a fresh VM: start n idle KV servers and print RSS and process memory per server, the
   # spawn rate, and one server's process_info(memory).
   def memory_child(n) do
@@ -460,7 +492,8 @@ defmodule Bench do
   end
 
   defp group("processes", s, _v) do
-    [spawn_rate(div(50_000, s)) | memory(div(10_000, s)) ++ memory(div(100_000, s))]
+    [spawn_rate(div(50_000, s)) | memory(div(10_000, s)) ++ memory(div(100_000, s))] ++
+      [spawn_per_core(div(100_000, s))]
   end
 
   def run(groups, out) do
@@ -514,6 +547,7 @@ defmodule Bench do
 
   def main([out]), do: run(@groups, out)
   def main(["--memory", n]), do: memory_child(String.to_integer(n))
+  def main(["--spawn-per-core", n]), do: spawn_per_core_child(String.to_integer(n))
   def main(_), do: main(["target/bench/beam.json"])
 
   defp print(metrics) do

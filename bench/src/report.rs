@@ -197,11 +197,19 @@ pub fn goals(ours: &Run, beam: Option<&Run>, processes_ran: bool) -> Vec<Goal> {
         "100,000 live processes".into(),
         processes_ran.then_some(hundred_k.is_some()),
     );
-    let spawn = ours_of("spawn_rate_100k")
+    // A node's spawn rate is what its callers reach together: one caller alone, or one per
+    // worker thread, whichever is faster.
+    let alone = ours_of("spawn_rate_100k")
         .or_else(|| ours_of("spawn_rate_10k"))
         .and_then(|m| m.value);
+    let per_core = ours_of("spawn_rate_per_core_100k").and_then(|m| m.value);
+    let spawn = alone.into_iter().chain(per_core).reduce(f64::max);
     goal(
-        format!("spawn rate > 50,000/s: {}/s", fmt(spawn)),
+        format!(
+            "spawn rate > 50,000/s: {}/s from one task, {}/s from one task per worker thread",
+            fmt(alone),
+            fmt(per_core)
+        ),
         spawn.map(|s| s > 50_000.0),
     );
     for m in ours
@@ -233,20 +241,26 @@ pub fn print_goals(goals: &[Goal]) {
 mod tests {
     use super::*;
 
-    fn run_of(names: &[&str]) -> Run {
+    /// A run of these metrics, each of this value.
+    fn run_valued(metrics: &[(&str, f64)]) -> Run {
         Run {
             runtime: "hotswap".into(),
-            metrics: names
+            metrics: metrics
                 .iter()
-                .map(|name| Metric {
+                .map(|&(name, value)| Metric {
                     name: name.to_string(),
                     unit: "bytes".into(),
-                    value: Some(28_000.0),
+                    value: Some(value),
                     ..Metric::default()
                 })
                 .collect(),
             ..Run::default()
         }
+    }
+
+    fn run_of(names: &[&str]) -> Run {
+        let metrics: Vec<_> = names.iter().map(|&name| (name, 28_000.0)).collect();
+        run_valued(&metrics)
     }
 
     fn verdict(run: &Run, processes_ran: bool, starts: &str) -> Option<bool> {
@@ -268,6 +282,33 @@ mod tests {
         assert_eq!(verdict(&run_of(&ten_k), true, live), Some(false));
         let both = [ten_k[0], ten_k[1], "memory_per_idle_process_100k"];
         assert_eq!(verdict(&run_of(&both), true, live), Some(true));
+    }
+
+    #[test]
+    fn the_spawn_goal_is_judged_on_the_faster_of_one_spawner_and_one_per_worker_thread() {
+        let spawn = "spawn rate > 50,000/s";
+        let alone = ("spawn_rate_100k", 20_000.0);
+        assert_eq!(verdict(&run_valued(&[alone]), true, spawn), Some(false));
+        let fast_together = [alone, ("spawn_rate_per_core_100k", 60_000.0)];
+        assert_eq!(
+            verdict(&run_valued(&fast_together), true, spawn),
+            Some(true)
+        );
+        let slow_together = [
+            ("spawn_rate_100k", 55_000.0),
+            ("spawn_rate_per_core_100k", 40_000.0),
+        ];
+        assert_eq!(
+            verdict(&run_valued(&slow_together), true, spawn),
+            Some(true)
+        );
+        let neither = [alone, ("spawn_rate_per_core_100k", 30_000.0)];
+        assert_eq!(verdict(&run_valued(&neither), true, spawn), Some(false));
+        assert_eq!(
+            verdict(&run_valued(&[]), true, spawn),
+            None,
+            "nothing measured"
+        );
     }
 
     #[test]

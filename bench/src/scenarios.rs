@@ -414,6 +414,62 @@ pub async fn spawn_and_memory(
     })
 }
 
+/// Processes spawned per second when one task per worker thread spawns at once, each its
+/// share of `n`, as a node's callers would: the rate a node reaches on all its cores, where
+/// [`spawn_and_memory`] times one caller spawning alone. The processes are stopped
+/// afterwards.
+pub async fn spawn_rate_per_core(node: &Node, version: &ModuleVersion, n: usize) -> Result<Metric> {
+    let spawners = tokio::runtime::Handle::current().metrics().num_workers();
+    let policy = Policy {
+        mailbox_capacity: 16,
+        ..Policy::default()
+    };
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..spawners)
+        .map(|spawner| {
+            let node = node.clone();
+            let spec = SpawnSpec::new(&*version.name)
+                .vsn(&*version.vsn)
+                .policy(policy.clone());
+            // The first spawners take the remainder, one each.
+            let share = n / spawners + usize::from(spawner < n % spawners);
+            tokio::spawn(async move {
+                let mut pids = Vec::with_capacity(share);
+                for _ in 0..share {
+                    let pid = node.spawn(spec.clone()).await.with_context(|| {
+                        format!("spawner {spawner}, process {}", pids.len() + 1)
+                    })?;
+                    pids.push(pid);
+                }
+                anyhow::Ok(pids)
+            })
+        })
+        .collect();
+    let mut pids = Vec::with_capacity(n);
+    for task in tasks {
+        pids.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    let mut rate = Metric::value(
+        &format!("spawn_rate_per_core_{}k", n / 1000),
+        "per_s",
+        n as f64 / elapsed.as_secs_f64(),
+        n as u64,
+    );
+    rate.method = Some(format!(
+        "{n} processes spawned by {spawners} tasks at once, one per worker thread"
+    ));
+    for pid in pids {
+        node.stop(&pid.into(), "bench done").await?;
+    }
+    // As in `spawn_and_memory`: the next measurement must not see these being freed.
+    while !node.ps().is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(rate)
+}
+
 /// Load time of a component, each time by a new node as a node's start would be: cold
 /// (compiled now); `recent`, from the compile cache right after that compile; and `cached`,
 /// from the compile cache once its entry is older than [`SETTLED`]. A cache entry is

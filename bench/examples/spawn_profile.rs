@@ -3,7 +3,8 @@
 //! `/proc/self/smaps`, and how much the machine's available memory fell, with the kernel's
 //! page tables and slab (a page every process maps counts once there, as in PSS, and N
 //! times in RSS): `cargo run --release -p hotswap-bench --example spawn_profile -- 10000
-//! [COMPONENT.wasm]`. A focused companion of `just bench`'s processes group.
+//! [COMPONENT.wasm]`. With `SPAWNERS=N`, N tasks spawn at once, each its share. A focused
+//! companion of `just bench`'s processes group.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -62,6 +63,11 @@ async fn main() -> anyhow::Result<()> {
     let file = args
         .next()
         .unwrap_or_else(|| "guests/rust/target/wasm32-wasip2/release/kv_v0.wasm".into());
+    let spawners: usize = match std::env::var("SPAWNERS") {
+        Ok(spawners) => spawners.parse()?,
+        Err(_) => 1,
+    };
+    anyhow::ensure!(spawners > 0, "SPAWNERS must be at least 1");
     let node = Node::with_options(NodeOptions {
         allocation: Allocation::Pooled {
             instances: n as u32 + 16,
@@ -78,10 +84,22 @@ async fn main() -> anyhow::Result<()> {
     let available_before = meminfo_kib("MemAvailable:")?;
     let tables_before = meminfo_kib("PageTables:")?;
     let slab_before = meminfo_kib("Slab:")?;
+    let spec = SpawnSpec::new("kv").vsn(&*kv.vsn).policy(policy);
     let started = Instant::now();
-    for _ in 0..n {
-        node.spawn(SpawnSpec::new("kv").vsn(&*kv.vsn).policy(policy.clone()))
-            .await?;
+    let tasks: Vec<_> = (0..spawners)
+        .map(|spawner| {
+            let (node, spec) = (node.clone(), spec.clone());
+            let share = n / spawners + usize::from(spawner < n % spawners);
+            tokio::spawn(async move {
+                for _ in 0..share {
+                    node.spawn(spec.clone()).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
     }
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -90,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
     let tables_after = meminfo_kib("PageTables:")?;
     let slab_after = meminfo_kib("Slab:")?;
     eprintln!(
-        "spawned {n} in {elapsed:?}: {:.0}/s",
+        "spawned {n} from {spawners} task(s) in {elapsed:?}: {:.0}/s",
         n as f64 / elapsed.as_secs_f64()
     );
     let per_process = |kb: i64| kb as f64 * 1024.0 / n as f64 / 1000.0;

@@ -8,7 +8,7 @@ mod report;
 mod scenarios;
 mod stats;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,19 +163,11 @@ async fn main() -> Result<()> {
         }
         eprintln!("processes ...");
         memory::allow_many_mappings(110_000);
-        // 100,000 processes spawned by one task per worker thread, on a node of their own as
-        // below (a pool slot that an earlier instance used is cheaper to take), first: in the
-        // state a fresh node's process is in, as the BEAM's side spawns them in a fresh VM.
+        // 100,000 processes spawned by one task per worker thread, first: in the state a fresh
+        // node's process is in, as the BEAM's side spawns them in a fresh VM.
         {
             let n = 100_000 / scale;
-            let node = Node::with_options(NodeOptions {
-                allocation: Allocation::Pooled {
-                    instances: n as u32 + 16,
-                    max_memory: 64 << 20,
-                },
-                ..NodeOptions::default()
-            })?;
-            let v0 = node.load_file("kv", load("kv_v0")).await?;
+            let (node, v0) = node_for_processes(n, &load("kv_v0")).await?;
             match scenarios::spawn_rate_per_core(&node, &v0, n).await {
                 Ok(rate) => record(rate),
                 Err(error) => eprintln!("  {n} processes spawned per core: {error:#}"),
@@ -183,15 +175,7 @@ async fn main() -> Result<()> {
         }
         for n in [10_000, 100_000] {
             let n = n / scale;
-            // A node of its own, sized for these processes: its pool is reserved up front.
-            let node = Node::with_options(NodeOptions {
-                allocation: Allocation::Pooled {
-                    instances: n as u32 + 16,
-                    max_memory: 64 << 20,
-                },
-                ..NodeOptions::default()
-            })?;
-            let v0 = node.load_file("kv", load("kv_v0")).await?;
+            let (node, v0) = node_for_processes(n, &load("kv_v0")).await?;
             match scenarios::spawn_and_memory(&node, &v0, n, false).await {
                 Ok(measured) => {
                     record(measured.rate);
@@ -205,14 +189,7 @@ async fn main() -> Result<()> {
         // Again with hibernation on: the same processes, once every one has hibernated.
         for n in [10_000, 100_000] {
             let n = n / scale;
-            let node = Node::with_options(NodeOptions {
-                allocation: Allocation::Pooled {
-                    instances: n as u32 + 16,
-                    max_memory: 64 << 20,
-                },
-                ..NodeOptions::default()
-            })?;
-            let v0 = node.load_file("kv", load("kv_v0")).await?;
+            let (node, v0) = node_for_processes(n, &load("kv_v0")).await?;
             match scenarios::spawn_and_memory(&node, &v0, n, true).await {
                 Ok(measured) => {
                     record(measured.resident);
@@ -286,6 +263,21 @@ async fn main() -> Result<()> {
 }
 
 /// Writes `run` as JSON at `path`, making its directory.
+/// A node of its own for `n` processes of the kv at `kv`, and that kv loaded: its pool is
+/// sized for them and reserved up front, so that every processes measurement spawns into
+/// fresh slots (a slot that an earlier instance used is cheaper to take).
+async fn node_for_processes(n: usize, kv: &Path) -> Result<(Node, Arc<ModuleVersion>)> {
+    let node = Node::with_options(NodeOptions {
+        allocation: Allocation::Pooled {
+            instances: n as u32 + 16,
+            max_memory: 64 << 20,
+        },
+        ..NodeOptions::default()
+    })?;
+    let kv = node.load_file("kv", kv).await?;
+    Ok((node, kv))
+}
+
 fn write_json(path: &std::path::Path, run: &Run) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

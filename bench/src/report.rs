@@ -202,7 +202,9 @@ pub fn goals(ours: &Run, beam: Option<&Run>, processes_ran: bool) -> Vec<Goal> {
     let alone = ours_of("spawn_rate_100k")
         .or_else(|| ours_of("spawn_rate_10k"))
         .and_then(|m| m.value);
-    let per_core = ours_of("spawn_rate_per_core_100k").and_then(|m| m.value);
+    let per_core = ours_of("spawn_rate_per_core_100k")
+        .or_else(|| ours_of("spawn_rate_per_core_10k"))
+        .and_then(|m| m.value);
     let spawn = alone.into_iter().chain(per_core).reduce(f64::max);
     goal(
         format!(

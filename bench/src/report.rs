@@ -304,6 +304,11 @@ mod tests {
             verdict(&run_valued(&slow_together), true, spawn),
             Some(true)
         );
+        let quick = [
+            ("spawn_rate_10k", 20_000.0),
+            ("spawn_rate_per_core_10k", 60_000.0),
+        ];
+        assert_eq!(verdict(&run_valued(&quick), true, spawn), Some(true));
         let neither = [alone, ("spawn_rate_per_core_100k", 30_000.0)];
         assert_eq!(verdict(&run_valued(&neither), true, spawn), Some(false));
         assert_eq!(

@@ -419,36 +419,52 @@ defmodule Bench do
     ]
   end
 
-  # The spawn rate when one process per scheduler starts its share of n KV servers at once
-  # (the Rust side's spawn_rate_per_core_100k), in a fresh VM as the Rust side's is on a fresh
-  # pool.
+  # The spawn rate when each of k processes starts its share of n KV servers at once (the
+  # Rust side's spawn_rate_per_core_*, which spawns from one task per worker thread), in a fresh
+  # VM. k is BEAM_BENCH_SPAWNERS (the Rust side sets its worker count there), or one per
+  # scheduler.
   def spawn_per_core(n) do
     elixir = System.find_executable("elixir") || raise "elixir is not on PATH"
     {out, 0} = System.cmd(elixir, [@dir |> Path.join("kv_bench.exs"), "--spawn-per-core", "#{n}"])
-    [spawners, rate] = out |> String.split() |> Enum.take(-2) |> Enum.map(&String.to_integer/1)
+    [spawners, rate] = out |> String.split() |> Enum.take(-2)
+    {spawners, rate} = {String.to_integer(spawners), String.to_float(rate)}
     log("  #{n} KV servers started by #{spawners} processes at once: #{rate}/s")
 
     [
-      name: "spawn_rate_per_core_#{div(n, 1000)}k", unit: "per_s", value: rate / 1, n: n,
-      method: "#{n} servers started by #{spawners} processes at once, one per scheduler"
+      name: "spawn_rate_per_core_#{div(n, 1000)}k", unit: "per_s", value: rate, n: n,
+      method: "#{n} servers started by #{spawners} processes at once"
     ]
   end
 
   def spawn_per_core_child(n) do
     cleanup(versions())
-    spawners = System.schedulers_online()
+
+    spawners =
+      case System.get_env("BEAM_BENCH_SPAWNERS") do
+        nil -> System.schedulers_online()
+        k -> String.to_integer(k)
+      end
+
     parent = self()
     t0 = now()
 
     for spawner <- 0..(spawners - 1) do
       share = div(n, spawners) + if(spawner < rem(n, spawners), do: 1, else: 0)
-      spawn_link(fn -> send(parent, {:started, for(_ <- 1..share//1, do: elem(KV.start(), 1))}) end)
+
+      spawn_link(fn ->
+        pids = for _ <- 1..share//1, do: elem(KV.start(), 1)
+        # The end of this spawner's work, before its pids are copied to the parent.
+        send(parent, {:started, now(), pids})
+      end)
     end
 
-    pids = Enum.flat_map(1..spawners, fn _ -> receive(do: ({:started, pids} -> pids)) end)
-    rate = round(length(pids) / ((now() - t0) / 1.0e9))
-    stop_all(pids)
-    IO.puts("#{spawners} #{rate}")
+    {ends, pids} =
+      Enum.map(1..spawners, fn _ -> receive(do: ({:started, t1, pids} -> {t1, pids})) end)
+      |> Enum.unzip()
+
+    rate = length(List.flatten(pids)) / ((Enum.max(ends) - t0) / 1.0e9)
+    stop_all(List.flatten(pids))
+    IO.puts("#{spawners} #{Float.round(rate, 1)}")
   end
 
   # In a fresh VM: start n idle KV servers and print RSS and process memory per server, the

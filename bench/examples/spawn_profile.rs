@@ -64,8 +64,11 @@ async fn main() -> anyhow::Result<()> {
         .next()
         .unwrap_or_else(|| "guests/rust/target/wasm32-wasip2/release/kv_v0.wasm".into());
     let spawners: usize = match std::env::var("SPAWNERS") {
-        Ok(spawners) => spawners.parse()?,
-        Err(_) => 1,
+        Ok(spawners) => spawners
+            .parse()
+            .with_context(|| format!("SPAWNERS={spawners:?} is not a count"))?,
+        Err(std::env::VarError::NotPresent) => 1,
+        Err(error) => anyhow::bail!("SPAWNERS: {error}"),
     };
     anyhow::ensure!(spawners > 0, "SPAWNERS must be at least 1");
     let node = Node::with_options(NodeOptions {

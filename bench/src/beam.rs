@@ -93,6 +93,9 @@ impl BeamSide {
         if self.quick {
             command.env("BEAM_BENCH_QUICK", "1");
         }
+        // As many spawners as ours: one per worker thread of this runtime.
+        let spawners = tokio::runtime::Handle::current().metrics().num_workers();
+        command.env("BEAM_BENCH_SPAWNERS", spawners.to_string());
         let child = command
             .spawn()
             .with_context(|| format!("cannot run {}", self.program.display()))?;

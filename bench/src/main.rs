@@ -163,8 +163,9 @@ async fn main() -> Result<()> {
         }
         eprintln!("processes ...");
         memory::allow_many_mappings(110_000);
-        // 100,000 processes spawned by one task per worker thread, first: in the state a fresh
-        // node's process is in, as the BEAM's side spawns them in a fresh VM.
+        // 100,000 processes spawned by one task per worker thread, first, before the runs
+        // of 100,000 processes below leave their memory to this process's allocator (the
+        // BEAM's side spawns them in a fresh VM).
         {
             let n = 100_000 / scale;
             let (node, v0) = node_for_processes(n, &load("kv_v0")).await?;
@@ -262,7 +263,6 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Writes `run` as JSON at `path`, making its directory.
 /// A node of its own for `n` processes of the kv at `kv`, and that kv loaded: its pool is
 /// sized for them and reserved up front, so that every processes measurement spawns into
 /// fresh slots (a slot that an earlier instance used is cheaper to take).
@@ -278,7 +278,8 @@ async fn node_for_processes(n: usize, kv: &Path) -> Result<(Node, Arc<ModuleVers
     Ok((node, kv))
 }
 
-fn write_json(path: &std::path::Path, run: &Run) -> Result<()> {
+/// Writes `run` as JSON at `path`, making its directory.
+fn write_json(path: &Path, run: &Run) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -243,7 +243,7 @@ pub fn print_goals(goals: &[Goal]) {
 mod tests {
     use super::*;
 
-    /// A run of these metrics, each of this value.
+    /// A run of these metrics, each of this value (the goals read values, not units).
     fn run_valued(metrics: &[(&str, f64)]) -> Run {
         Run {
             runtime: "hotswap".into(),
@@ -251,7 +251,6 @@ mod tests {
                 .iter()
                 .map(|&(name, value)| Metric {
                     name: name.to_string(),
-                    unit: "bytes".into(),
                     value: Some(value),
                     ..Metric::default()
                 })

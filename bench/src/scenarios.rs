@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use hotswap::code::file_hashes::SETTLED;
 use hotswap::{
-    Direction, ModuleVersion, Node, NodeOptions, Policy, ProcessRef, SpawnSpec, SwapOptions,
+    Direction, ModuleVersion, Node, NodeOptions, Pid, Policy, ProcessRef, SpawnSpec, SwapOptions,
 };
 use serde_json::json;
+use tokio::task::JoinSet;
 
 use crate::memory::{available_bytes, proportional_bytes, resident_bytes, trim_allocator};
 use crate::stats::{Metric, Rounds};
@@ -397,21 +398,27 @@ pub async fn spawn_and_memory(
          malloc_trim: PSS plus the page tables and mapping records the kernel keeps for them; \
          other processes on the machine move it too"
     ));
-    for pid in pids {
-        node.stop(&pid.into(), "bench done").await?;
-    }
-    // Stores are freed on the blocking pool after their process exits: let that finish,
-    // so that the next measurement does not see this one's memory going away.
-    while !node.ps().is_empty() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_and_settle(node, pids).await?;
     Ok(SpawnAndMemory {
         rate,
         resident: memory,
         proportional,
         machine,
     })
+}
+
+/// Stops `pids`, and waits until their stores are freed: that happens on the blocking pool
+/// after each process exits, and the next measurement must not see this one's memory going
+/// away.
+async fn stop_and_settle(node: &Node, pids: Vec<Pid>) -> Result<()> {
+    for pid in pids {
+        node.stop(&pid.into(), "bench done").await?;
+    }
+    while !node.ps().is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
 }
 
 /// Processes spawned per second when one task per worker thread spawns at once, each its
@@ -425,29 +432,31 @@ pub async fn spawn_rate_per_core(node: &Node, version: &ModuleVersion, n: usize)
         ..Policy::default()
     };
     let started = Instant::now();
-    let tasks: Vec<_> = (0..spawners)
-        .map(|spawner| {
-            let node = node.clone();
-            let spec = SpawnSpec::new(&*version.name)
-                .vsn(&*version.vsn)
-                .policy(policy.clone());
-            // The first spawners take the remainder, one each.
-            let share = n / spawners + usize::from(spawner < n % spawners);
-            tokio::spawn(async move {
-                let mut pids = Vec::with_capacity(share);
-                for _ in 0..share {
-                    let pid = node.spawn(spec.clone()).await.with_context(|| {
-                        format!("spawner {spawner}, process {}", pids.len() + 1)
-                    })?;
-                    pids.push(pid);
-                }
-                anyhow::Ok(pids)
-            })
-        })
-        .collect();
+    // A `JoinSet`, so that when one spawner fails the others are stopped with it, and do not
+    // spawn on into the next measurement.
+    let mut spawners_at_work = JoinSet::new();
+    for spawner in 0..spawners {
+        let node = node.clone();
+        let spec = SpawnSpec::new(&*version.name)
+            .vsn(&*version.vsn)
+            .policy(policy.clone());
+        // The first spawners take the remainder, one each.
+        let share = n / spawners + usize::from(spawner < n % spawners);
+        spawners_at_work.spawn(async move {
+            let mut pids = Vec::with_capacity(share);
+            for _ in 0..share {
+                let pid = node
+                    .spawn(spec.clone())
+                    .await
+                    .with_context(|| format!("spawner {spawner}, process {}", pids.len() + 1))?;
+                pids.push(pid);
+            }
+            anyhow::Ok(pids)
+        });
+    }
     let mut pids = Vec::with_capacity(n);
-    for task in tasks {
-        pids.extend(task.await??);
+    while let Some(spawned) = spawners_at_work.join_next().await {
+        pids.extend(spawned??);
     }
     let elapsed = started.elapsed();
     let mut rate = Metric::value(
@@ -459,14 +468,7 @@ pub async fn spawn_rate_per_core(node: &Node, version: &ModuleVersion, n: usize)
     rate.method = Some(format!(
         "{n} processes spawned by {spawners} tasks at once, one per worker thread"
     ));
-    for pid in pids {
-        node.stop(&pid.into(), "bench done").await?;
-    }
-    // As in `spawn_and_memory`: the next measurement must not see these being freed.
-    while !node.ps().is_empty() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_and_settle(node, pids).await?;
     Ok(rate)
 }
 

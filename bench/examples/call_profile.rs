@@ -22,10 +22,7 @@ async fn main() -> anyhow::Result<()> {
         Some(other) => anyhow::bail!("call or cast, not {other:?}"),
     };
     let node = Node::with_options(NodeOptions {
-        allocation: Allocation::Pooled {
-            instances: 100,
-            max_memory: 256 << 20,
-        },
+        allocation: Allocation::pooled(100, 256 << 20),
         cache_dir: Some(std::env::temp_dir().join("hotswap-call-profile-cache")),
         ..NodeOptions::default()
     })?;

@@ -83,10 +83,7 @@ async fn main() -> anyhow::Result<()> {
         .next()
         .unwrap_or_else(|| "guests/rust/target/wasm32-wasip2/release/kv_v0.wasm".into());
     let node = Node::with_options(NodeOptions {
-        allocation: Allocation::Pooled {
-            instances: n as u32 + 16,
-            max_memory: 64 << 20,
-        },
+        allocation: Allocation::pooled(n as u32 + 16, 64 << 20),
         ..NodeOptions::default()
     })?;
     let kv = node.load_file("kv", &file).await?;

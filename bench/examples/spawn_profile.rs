@@ -72,10 +72,7 @@ async fn main() -> anyhow::Result<()> {
     };
     anyhow::ensure!(spawners > 0, "SPAWNERS must be at least 1");
     let node = Node::with_options(NodeOptions {
-        allocation: Allocation::Pooled {
-            instances: n as u32 + 16,
-            max_memory: 64 << 20,
-        },
+        allocation: Allocation::pooled(n as u32 + 16, 64 << 20),
         ..NodeOptions::default()
     })?;
     let kv = node.load_file("kv", &file).await?;

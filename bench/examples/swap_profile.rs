@@ -19,10 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let swaps: usize = args.next().map_or(Ok(2_000), |n| n.parse())?;
     let keys: usize = args.next().map_or(Ok(60), |n| n.parse())?;
     let node = Node::with_options(NodeOptions {
-        allocation: Allocation::Pooled {
-            instances: 2_000,
-            max_memory: 256 << 20,
-        },
+        allocation: Allocation::pooled(2_000, 256 << 20),
         ..NodeOptions::default()
     })?;
     let (v0, v1) = match std::env::var("KV") {

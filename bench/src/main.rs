@@ -61,10 +61,7 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let scale = if args.quick { 10 } else { 1 };
     let node = Node::with_options(NodeOptions {
-        allocation: Allocation::Pooled {
-            instances: 2_000,
-            max_memory: 256 << 20,
-        },
+        allocation: Allocation::pooled(2_000, 256 << 20),
         ..NodeOptions::default()
     })?;
     let load = |name: &str| args.guests.join(format!("{name}.wasm"));
@@ -268,10 +265,7 @@ async fn main() -> Result<()> {
 /// fresh slots (a slot that an earlier instance used is cheaper to take).
 async fn node_for_processes(n: usize, kv: &Path) -> Result<(Node, Arc<ModuleVersion>)> {
     let node = Node::with_options(NodeOptions {
-        allocation: Allocation::Pooled {
-            instances: n as u32 + 16,
-            max_memory: 64 << 20,
-        },
+        allocation: Allocation::pooled(n as u32 + 16, 64 << 20),
         ..NodeOptions::default()
     })?;
     let kv = node.load_file("kv", kv).await?;

@@ -4,6 +4,9 @@
 //! ```toml
 //! control = "127.0.0.1:7420"
 //!
+//! max_processes = 10000          # the pool is sized for these (the default)
+//! pool_keep_resident_kib = 1024  # kept per freed slot for the next instance (the default)
+//!
 //! [policy]                  # defaults for every process; see `sandbox::Policy`
 //! message_time_limit_ms = 5000
 //!
@@ -23,7 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::code::CompileCache;
-use crate::engine::Allocation;
+use crate::engine::{Allocation, KEEP_RESIDENT};
 use crate::sandbox::{Policy, PolicyError};
 
 /// The default control address: loopback only.
@@ -48,6 +51,12 @@ pub struct NodeConfig {
     /// How many processes the node is sized for (instance slots are reserved up front).
     #[serde(default = "default_max_processes")]
     pub max_processes: u32,
+    /// How many KiB of the pages an instance wrote each freed memory slot and table slot
+    /// of the pool keeps for the next instance (see `engine::KEEP_RESIDENT`, the default):
+    /// lower it on a node that hibernates many processes, for memory; 0 gives every page
+    /// back to the kernel, and makes swaps and wakes fault their pages in again.
+    #[serde(default = "default_pool_keep_resident_kib")]
+    pub pool_keep_resident_kib: u32,
     /// Limits for processes that do not set their own.
     #[serde(default)]
     pub policy: Policy,
@@ -134,6 +143,10 @@ fn default_max_processes() -> u32 {
     10_000
 }
 
+fn default_pool_keep_resident_kib() -> u32 {
+    u32::try_from(KEEP_RESIDENT / 1024).unwrap_or(u32::MAX)
+}
+
 fn default_control() -> SocketAddr {
     DEFAULT_CONTROL
         .parse()
@@ -201,6 +214,9 @@ impl NodeConfig {
         Allocation::Pooled {
             instances: self.max_processes.saturating_mul(2).saturating_add(16),
             max_memory,
+            keep_resident: usize::try_from(self.pool_keep_resident_kib)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1024),
         }
     }
 
@@ -237,6 +253,20 @@ mod tests {
         let policy = config.processes[0].policy.clone().expect("a policy");
         assert_eq!(policy.message_time_limit.as_millis(), 100);
         assert_eq!(policy.mailbox_capacity, Policy::default().mailbox_capacity);
+    }
+
+    #[test]
+    fn the_pool_keeps_a_mebibyte_per_freed_slot_unless_told_otherwise() {
+        let keep_resident = |text: &str| match NodeConfig::parse(text).expect("valid").allocation()
+        {
+            Allocation::Pooled { keep_resident, .. } => keep_resident,
+            Allocation::OnDemand => panic!("a config node is pooled"),
+        };
+        assert_eq!(keep_resident(""), KEEP_RESIDENT);
+        assert_eq!(keep_resident("pool_keep_resident_kib = 64"), 64 << 10);
+        assert_eq!(keep_resident("pool_keep_resident_kib = 0"), 0);
+        let negative = NodeConfig::parse("pool_keep_resident_kib = -1").unwrap_err();
+        assert!(negative.contains("pool_keep_resident_kib"), "{negative}");
     }
 
     #[test]

@@ -14,15 +14,15 @@
 //! (`ulimit -v`), keeps each reservation to the largest memory a process may have, and
 //! guests pay an explicit bounds check on memory accesses.
 //!
-//! A slot given back (a process stopped, swapped out or hibernating) keeps the pages its
-//! instance wrote, up to [`KEEP_RESIDENT`] per memory and per table, reset in place to the
-//! component's initial contents, rather than handing them back to the kernel: the next
-//! instance in that slot (the next swap's target, a wake, a spawn) then takes no page fault
-//! on them, and as long as the instance wrote no more than that, the drop unmaps nothing, so
-//! it sends no TLB shootdown to the threads serving messages. Finding the written pages
-//! takes Linux's `PAGEMAP_SCAN` (6.7 and later); without it the reset would rewrite the
-//! lowest addresses whether written or not, so the pool then gives every page back, as
-//! before.
+//! A slot given back (a process stopped, swapped out or hibernating) keeps the pages
+//! its instance wrote, up to [`KEEP_RESIDENT`] (or the node's own bound) per memory and
+//! per table, reset in place to the component's initial contents, rather than handing
+//! them back to the kernel: the next instance in that slot (the next swap's target, a
+//! wake, a spawn) then takes no page fault on them, and as long as the instance wrote
+//! no more than that, the drop unmaps nothing, so it sends no TLB shootdown to the
+//! threads serving messages. Finding the written pages takes Linux's `PAGEMAP_SCAN`
+//! (6.7 and later); without it the reset would rewrite the lowest addresses whether
+//! written or not, so the pool then gives every page back, as before.
 
 use std::thread;
 use std::time::Duration;
@@ -44,8 +44,26 @@ pub enum Allocation {
     /// Slots for `instances` component instances, each memory at most `max_memory` bytes.
     /// A process holds one; a swap holds a second until the old one is dropped, a moment
     /// after the commit (an instantiation waits up to a second for a slot to come free).
-    /// A release holds a second for every process it moves.
-    Pooled { instances: u32, max_memory: usize },
+    /// A release holds a second for every process it moves. A slot given back keeps up to
+    /// `keep_resident` bytes of the pages its instance wrote, per memory and per table, for
+    /// the next instance (see [`KEEP_RESIDENT`], the default); 0 gives them all back.
+    Pooled {
+        instances: u32,
+        max_memory: usize,
+        keep_resident: usize,
+    },
+}
+
+impl Allocation {
+    /// A pool of `instances` slots, each memory at most `max_memory` bytes, whose freed
+    /// slots keep [`KEEP_RESIDENT`].
+    pub fn pooled(instances: u32, max_memory: usize) -> Self {
+        Self::Pooled {
+            instances,
+            max_memory,
+            keep_resident: KEEP_RESIDENT,
+        }
+    }
 }
 
 /// A reservation that covers every address a 32-bit memory can form.
@@ -62,7 +80,9 @@ const MEMORIES_PER_COMPONENT: u32 = 4;
 const TABLES_PER_COMPONENT: u32 = 16;
 
 /// How much of a given-back memory slot's written pages (and, separately, of a table
-/// slot's) stays resident for the next instance, where the kernel can list written pages.
+/// slot's) stays resident for the next instance, where the kernel can list written pages,
+/// unless the node sets its own (`Allocation::Pooled::keep_resident`, or
+/// `pool_keep_resident_kib` in a node config).
 /// A Rust guest writes tens of KiB; a Python or JavaScript one writes megabytes and keeps
 /// only this much. The pool has two memory slots and three table slots per instance slot
 /// (`new_engine`), and the slots ever used are about the most instances alive at once plus
@@ -92,6 +112,7 @@ pub fn new_engine(allocation: Allocation, fuel: bool) -> Result<Engine, NodeErro
     if let Allocation::Pooled {
         instances,
         max_memory,
+        keep_resident,
     } = allocation
     {
         let mut pool = PoolingAllocationConfig::default();
@@ -110,8 +131,8 @@ pub fn new_engine(allocation: Allocation, fuel: bool) -> Result<Engine, NodeErro
             .max_memory_size(max_memory);
         if PoolingAllocationConfig::is_pagemap_scan_available() {
             pool.pagemap_scan(Enabled::Yes)
-                .linear_memory_keep_resident(KEEP_RESIDENT)
-                .table_keep_resident(KEEP_RESIDENT);
+                .linear_memory_keep_resident(keep_resident)
+                .table_keep_resident(keep_resident);
         }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let memories = u64::from(instances.saturating_mul(2));

@@ -516,11 +516,13 @@ async fn a_policy_no_process_could_run_under_is_refused_before_anything_starts()
 /// A node whose pool has `slots` instance slots, each memory at most 32 MiB, which is
 /// also its processes' default limit.
 fn node_with_pool(slots: u32) -> hotswap::Node {
+    node_with(hotswap::Allocation::pooled(slots, 32 << 20))
+}
+
+/// A node of `allocation` whose processes may use 32 MiB.
+fn node_with(allocation: hotswap::Allocation) -> hotswap::Node {
     hotswap::Node::with_options(hotswap::NodeOptions {
-        allocation: hotswap::Allocation::Pooled {
-            instances: slots,
-            max_memory: 32 << 20,
-        },
+        allocation,
         default_policy: Policy {
             memory_limit: 32 << 20,
             ..Policy::default()
@@ -660,6 +662,45 @@ async fn a_spawn_into_a_pool_full_of_live_processes_is_refused_naming_the_pool()
         "the others serve on"
     );
     assert_eq!(node.ps().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_told_to_keep_nothing_gives_back_every_page_a_stopped_process_wrote() {
+    let node = node_with(hotswap::Allocation::Pooled {
+        instances: 1,
+        max_memory: 32 << 20,
+        keep_resident: 0,
+    });
+    node.load_file("bomb", guest("hostile-memory-bomb"))
+        .await
+        .expect("load");
+    let spawn_bomb = || async {
+        let pid = node.spawn(SpawnSpec::new("bomb")).await.expect("spawn");
+        ProcessRef::from(pid)
+    };
+    let first = spawn_bomb().await;
+    let filled = call_raw(&node, &first, json!({"op": "grow", "mib": 8})).await;
+    assert_eq!(filled.expect("filled"), json!(8));
+    node.stop(&first, "done").await.expect("stop");
+    // The instance is dropped off the stopping task: wait until its memory slot is free.
+    let metrics = node.engine().pooling_allocator_metrics().expect("pooled");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while metrics.memories() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stopped process's memory slot was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        metrics.unused_memory_bytes_resident(),
+        0,
+        "bytes the freed slot kept resident"
+    );
+
+    let second = spawn_bomb().await;
+    let not_zero = call_raw(&node, &second, json!({"op": "unwritten", "mib": 12})).await;
+    assert_eq!(not_zero.expect("read"), json!(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -664,6 +664,24 @@ async fn a_spawn_into_a_pool_full_of_live_processes_is_refused_naming_the_pool()
     assert_eq!(node.ps().len(), 2);
 }
 
+/// A `hostile-memory-bomb` process, of the module loaded as "bomb".
+async fn spawn_bomb(node: &Node) -> ProcessRef {
+    let pid = node.spawn(SpawnSpec::new("bomb")).await.expect("spawn");
+    ProcessRef::from(pid)
+}
+
+/// Loads `hostile-memory-bomb` as "bomb", spawns one that fills 8 MiB of its memory, and
+/// stops it.
+async fn a_bomb_wrote_8_mib_and_stopped(node: &Node) {
+    node.load_file("bomb", guest("hostile-memory-bomb"))
+        .await
+        .expect("load");
+    let bomb = spawn_bomb(node).await;
+    let filled = call_raw(node, &bomb, json!({"op": "grow", "mib": 8})).await;
+    assert_eq!(filled.expect("filled"), json!(8));
+    node.stop(&bomb, "done").await.expect("stop");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_told_to_keep_nothing_gives_back_every_page_a_stopped_process_wrote() {
     let node = node_with(hotswap::Allocation::Pooled {
@@ -671,17 +689,7 @@ async fn a_pool_told_to_keep_nothing_gives_back_every_page_a_stopped_process_wro
         max_memory: 32 << 20,
         keep_resident: 0,
     });
-    node.load_file("bomb", guest("hostile-memory-bomb"))
-        .await
-        .expect("load");
-    let spawn_bomb = || async {
-        let pid = node.spawn(SpawnSpec::new("bomb")).await.expect("spawn");
-        ProcessRef::from(pid)
-    };
-    let first = spawn_bomb().await;
-    let filled = call_raw(&node, &first, json!({"op": "grow", "mib": 8})).await;
-    assert_eq!(filled.expect("filled"), json!(8));
-    node.stop(&first, "done").await.expect("stop");
+    a_bomb_wrote_8_mib_and_stopped(&node).await;
     // The instance is dropped off the stopping task: wait until its memory slot is free.
     let metrics = node.engine().pooling_allocator_metrics().expect("pooled");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -698,7 +706,7 @@ async fn a_pool_told_to_keep_nothing_gives_back_every_page_a_stopped_process_wro
         "bytes the freed slot kept resident"
     );
 
-    let second = spawn_bomb().await;
+    let second = spawn_bomb(&node).await;
     let not_zero = call_raw(&node, &second, json!({"op": "unwritten", "mib": 12})).await;
     assert_eq!(not_zero.expect("read"), json!(0));
 }
@@ -709,17 +717,7 @@ async fn memory_one_process_wrote_reads_as_zero_in_the_next_process_of_its_pool_
     // (wasmtime reuses the one its module last had), which the pool resets in place rather
     // than handing back to the kernel, where the kernel can list written pages.
     let node = node_with_pool(1);
-    node.load_file("bomb", guest("hostile-memory-bomb"))
-        .await
-        .expect("load");
-    let spawn_bomb = || async {
-        let pid = node.spawn(SpawnSpec::new("bomb")).await.expect("spawn");
-        ProcessRef::from(pid)
-    };
-    let first = spawn_bomb().await;
-    let filled = call_raw(&node, &first, json!({"op": "grow", "mib": 8})).await;
-    assert_eq!(filled.expect("filled"), json!(8));
-    node.stop(&first, "done").await.expect("stop");
+    a_bomb_wrote_8_mib_and_stopped(&node).await;
     if wasmtime::PoolingAllocationConfig::is_pagemap_scan_available() {
         // The instance is dropped off the stopping task: give it a moment.
         let metrics = node.engine().pooling_allocator_metrics().expect("pooled");
@@ -733,7 +731,7 @@ async fn memory_one_process_wrote_reads_as_zero_in_the_next_process_of_its_pool_
         }
     }
 
-    let second = spawn_bomb().await;
+    let second = spawn_bomb(&node).await;
     let not_zero = call_raw(&node, &second, json!({"op": "unwritten", "mib": 12})).await;
     assert_eq!(
         not_zero.expect("read"),

@@ -287,34 +287,52 @@ mod tests {
 
     #[test]
     fn the_spawn_goal_is_judged_on_the_faster_of_one_spawner_and_one_per_worker_thread() {
-        let spawn = "spawn rate > 50,000/s";
-        let alone = ("spawn_rate_100k", 20_000.0);
-        assert_eq!(verdict(&run_valued(&[alone]), true, spawn), Some(false));
-        let fast_together = [alone, ("spawn_rate_per_core_100k", 60_000.0)];
-        assert_eq!(
-            verdict(&run_valued(&fast_together), true, spawn),
-            Some(true)
-        );
-        let slow_together = [
-            ("spawn_rate_100k", 55_000.0),
-            ("spawn_rate_per_core_100k", 40_000.0),
+        /// What the case is, the metrics measured, and the verdict.
+        type Case<'a> = (&'a str, &'a [(&'a str, f64)], Option<bool>);
+        let cases: [Case; 6] = [
+            (
+                "one task alone, slow",
+                &[("spawn_rate_100k", 20_000.0)],
+                Some(false),
+            ),
+            (
+                "fast together",
+                &[
+                    ("spawn_rate_100k", 20_000.0),
+                    ("spawn_rate_per_core_100k", 60_000.0),
+                ],
+                Some(true),
+            ),
+            (
+                "fast alone",
+                &[
+                    ("spawn_rate_100k", 55_000.0),
+                    ("spawn_rate_per_core_100k", 40_000.0),
+                ],
+                Some(true),
+            ),
+            (
+                "a quick run",
+                &[
+                    ("spawn_rate_10k", 20_000.0),
+                    ("spawn_rate_per_core_10k", 60_000.0),
+                ],
+                Some(true),
+            ),
+            (
+                "neither",
+                &[
+                    ("spawn_rate_100k", 20_000.0),
+                    ("spawn_rate_per_core_100k", 30_000.0),
+                ],
+                Some(false),
+            ),
+            ("nothing measured", &[], None),
         ];
-        assert_eq!(
-            verdict(&run_valued(&slow_together), true, spawn),
-            Some(true)
-        );
-        let quick = [
-            ("spawn_rate_10k", 20_000.0),
-            ("spawn_rate_per_core_10k", 60_000.0),
-        ];
-        assert_eq!(verdict(&run_valued(&quick), true, spawn), Some(true));
-        let neither = [alone, ("spawn_rate_per_core_100k", 30_000.0)];
-        assert_eq!(verdict(&run_valued(&neither), true, spawn), Some(false));
-        assert_eq!(
-            verdict(&run_valued(&[]), true, spawn),
-            None,
-            "nothing measured"
-        );
+        for (case, metrics, met) in cases {
+            let verdict = verdict(&run_valued(metrics), true, "spawn rate > 50,000/s");
+            assert_eq!(verdict, met, "{case}");
+        }
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Hibernation, after OTP's `hibernate_after`: a process idle for its policy's
-//! `hibernate_after` (calls served in place count, see `lending.rs`) gives back its instance
-//! (its `Store`, linear memory and fiber stack) and keeps only its state, as the bytes its
-//! `snapshot` wrote. The next signal or message
-//! wakes it: a fresh instance of the same version adopts the state through `code-change`
-//! (an upgrade from its own vsn, as for `replace-state`), then serves what woke it.
+//! `hibernate_after` (calls served in place count, see `lending.rs`) gives back its
+//! instance (its `Store`, linear memory and fiber stack) and keeps only its state, as
+//! the bytes its `snapshot` wrote. The next signal or message wakes it: a fresh instance
+//! of the same version adopts the state through `code-change` (an upgrade from its own
+//! vsn, as for `replace-state`), then serves what woke it.
 //!
 //! What a hibernating process costs is its mailbox, its task and its state blob: a few
 //! KiB instead of an instance. In a pooled node its pool slot also keeps the pages the

@@ -94,15 +94,15 @@ pub async fn call_rtt(
             .collect();
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for mut samples in buffers {
+        for mut buffer in buffers {
             let (node, target, request) = (node.clone(), target.clone(), request.clone());
             tasks.push(tokio::spawn(async move {
                 for _ in 0..calls / clients {
                     let t = Instant::now();
                     node.call(&target, request.clone(), CALL_TIMEOUT).await?;
-                    samples.push(t.elapsed());
+                    buffer.push(t.elapsed());
                 }
-                anyhow::Ok(samples)
+                anyhow::Ok(buffer)
             }));
         }
         let mut made = 0;

@@ -5,12 +5,14 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// Room for `capacity` latency samples, its pages already written: a timed loop that records
-/// into it neither reallocates nor faults a page in until it holds that many, as the BEAM
-/// side's clients do not (each writes into an `:atomics` array made before it starts). Past
+/// into it neither reallocates nor faults a page in until it holds that many. (The BEAM's
+/// clients likewise record into an `:atomics` array made before their first call.) Past
 /// `capacity` it grows as any vector does.
 pub fn sample_buffer(capacity: usize) -> Vec<Duration> {
     let mut samples = Vec::with_capacity(capacity);
-    samples.resize(capacity, Duration::ZERO);
+    // Not zeros: a zero fill of a fresh allocation may be compiled into `calloc`, which
+    // leaves the kernel's fresh pages unwritten.
+    samples.resize(capacity, Duration::MAX);
     samples.clear();
     samples
 }

@@ -5,7 +5,8 @@
 //! `cargo run --release -p hotswap-bench --example server_ping -- S clock|loop|wasm|wasm-async`.
 //!
 //! - `clock`: spins until the clock says the time has passed;
-//! - `loop`: a Rust loop of as many iterations as that takes on a quiet machine;
+//! - `loop`: a Rust loop of as many iterations as that took at the start of the run (see
+//!   `calibrate`; each run prints its counts);
 //! - `wasm`: a wasm function doing a loop, called synchronously on a node's engine;
 //! - `wasm-async`: the same function called on a fiber, yielding at epoch ticks as a
 //!   process's guest calls do.
@@ -36,15 +37,17 @@ enum Work {
     WasmAsync,
 }
 
-/// The server's work per call, before calibration.
+/// The server's work per call.
 const WORK: Duration = Duration::from_micros(2);
 
 fn wasm_error(error: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{error:#}")
 }
 
-/// The number of iterations of `spin` (wasm) and of a Rust loop that take about [`WORK`]
-/// on a quiet machine: the fastest of a few timings of each.
+/// The number of iterations of `spin` (wasm) and of a Rust loop that take about [`WORK`]:
+/// the fastest of five timings of each, at the start of the run. This machine's speed
+/// moves between runs and within one (24 runs found from 800 to 2,950 wasm iterations,
+/// and from 530 to 5,980 Rust ones): compare the modes in interleaved runs only.
 async fn calibrate(
     store: &mut Store<()>,
     spin: &TypedFunc<i64, i64>,
@@ -76,7 +79,10 @@ fn rust_loop(n: i64) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let seconds: u64 = args.next().map_or(Ok(4), |s| s.parse())?;
+    let seconds: u64 = args
+        .next()
+        .map_or(Ok(4), |s| s.parse())
+        .context("S, the seconds to run, is a whole number")?;
     let work = match args.next().as_deref() {
         None | Some("clock") => Work::Clock,
         Some("loop") => Work::Loop,
@@ -91,12 +97,8 @@ async fn main() -> anyhow::Result<()> {
     let engine = node.engine().clone();
     let module = Module::new(&engine, SPIN_WAT).map_err(wasm_error)?;
     let mut store = Store::new(&engine, ());
-    if work == Work::WasmAsync {
-        store.epoch_deadline_async_yield_and_update(1);
-    } else {
-        // Far beyond any run: no epoch tick interrupts the loop.
-        store.set_epoch_deadline(1 << 40);
-    }
+    // Far beyond any run: no epoch tick interrupts the calibration, nor the `wasm` mode.
+    store.set_epoch_deadline(1 << 40);
     let instance = Instance::new_async(&mut store, &module, &[])
         .await
         .map_err(wasm_error)?;
@@ -104,10 +106,12 @@ async fn main() -> anyhow::Result<()> {
         .get_typed_func::<i64, i64>(&mut store, "spin")
         .map_err(wasm_error)?;
     let (wasm_iterations, rust_iterations) = calibrate(&mut store, &spin).await?;
-    eprintln!("{WORK:?} of work: {wasm_iterations} wasm iterations, {rust_iterations} Rust ones");
+    if work == Work::WasmAsync {
+        store.epoch_deadline_async_yield_and_update(1);
+    }
 
     let (requests, mut served) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         while let Some(reply) = served.recv().await {
             match work {
                 Work::Clock => {
@@ -133,8 +137,11 @@ async fn main() -> anyhow::Result<()> {
     let mut clients = Vec::new();
     for _ in 0..4 {
         let requests = requests.clone();
-        let mut samples = Vec::with_capacity(1 << 21);
-        samples.resize(1 << 21, Duration::MAX);
+        // Its pages written before the clock starts, so that recording faults none in;
+        // room for 250,000 calls a second, over twice the most a client has made.
+        let capacity = 250_000 * seconds.max(1) as usize;
+        let mut samples = Vec::with_capacity(capacity);
+        samples.resize(capacity, Duration::MAX);
         samples.clear();
         clients.push(tokio::spawn(async move {
             while Instant::now() < deadline {
@@ -151,7 +158,12 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut samples = Vec::new();
     for client in clients {
-        samples.extend(client.await??);
+        match client.await? {
+            Ok(made) => samples.extend(made),
+            // A client fails when the server has stopped: its error says why.
+            Err(error) if server.is_finished() => return Err(server.await?.err().unwrap_or(error)),
+            Err(error) => return Err(error),
+        }
     }
     if samples.is_empty() {
         bail!("no call ended within {seconds} s");
@@ -159,7 +171,8 @@ async fn main() -> anyhow::Result<()> {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
     println!(
-        "{} calls: p50 {:.1} µs, p99 {:.1}, p99.9 {:.1}",
+        "{} calls ({wasm_iterations} wasm or {rust_iterations} Rust iterations a call): \
+         p50 {:.1} µs, p99 {:.1}, p99.9 {:.1}",
         samples.len(),
         at(0.5),
         at(0.99),

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hotswap::{Allocation, Node, NodeOptions};
+use hotswap_bench::stats::{Metric, sample_buffer};
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::{Instance, Module, Store, TypedFunc};
 
@@ -137,12 +138,8 @@ async fn main() -> anyhow::Result<()> {
     let mut clients = Vec::new();
     for _ in 0..4 {
         let requests = requests.clone();
-        // Its pages written before the clock starts, so that recording faults none in;
-        // room for 250,000 calls a second, over twice the most a client has made.
-        let capacity = 250_000 * seconds.max(1) as usize;
-        let mut samples = Vec::with_capacity(capacity);
-        samples.resize(capacity, Duration::MAX);
-        samples.clear();
+        // Room for 250,000 calls a second, over twice the most a client has made.
+        let mut samples = sample_buffer(250_000 * seconds.max(1) as usize);
         clients.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 let started = Instant::now();
@@ -165,18 +162,14 @@ async fn main() -> anyhow::Result<()> {
             Err(error) => return Err(error),
         }
     }
-    if samples.is_empty() {
+    let latency = Metric::latency("call", &mut samples);
+    let (Some(p50), Some(p99), Some(p999)) = (latency.p50, latency.p99, latency.p999) else {
         bail!("no call ended within {seconds} s");
-    }
-    samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    };
     println!(
         "{} calls ({wasm_iterations} wasm or {rust_iterations} Rust iterations a call): \
-         p50 {:.1} µs, p99 {:.1}, p99.9 {:.1}",
+         p50 {p50:.1} µs, p99 {p99:.1}, p99.9 {p999:.1}",
         samples.len(),
-        at(0.5),
-        at(0.99),
-        at(0.999)
     );
     Ok(())
 }

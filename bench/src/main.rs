@@ -6,7 +6,6 @@ mod beam;
 mod memory;
 mod report;
 mod scenarios;
-mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use hotswap::{Allocation, ModuleVersion, Node, NodeOptions, Policy};
 
 use crate::beam::BeamSide;
 use crate::report::Run;
-use crate::stats::Metric;
+use hotswap_bench::stats::Metric;
 
 #[derive(Debug, Parser)]
 struct Args {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::Metric;
+use hotswap_bench::stats::Metric;
 
 /// A whole run, as written to `target/bench/hotswap.json` (and as the BEAM side writes it).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

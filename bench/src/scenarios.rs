@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::memory::{available_bytes, proportional_bytes, resident_bytes, trim_allocator};
-use crate::stats::{Metric, Rounds, sample_buffer};
+use hotswap_bench::stats::{Metric, Rounds, sample_buffer};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -3,6 +3,7 @@
 //! side with ratios and the goals of the performance issue. Writes the whole run as JSON.
 
 mod beam;
+mod floor;
 mod memory;
 mod report;
 mod scenarios;
@@ -93,6 +94,8 @@ async fn main() -> Result<()> {
         record(scenarios::call_rtt(&node, &v0, 1, 80_000 / scale).await?);
         record(scenarios::call_rtt(&node, &v0, 2, 80_000 / scale).await?);
         record(scenarios::cast_throughput(&node, &v0, 200_000 / scale).await?);
+        record(floor::cast_throughput(&v0, 200_000 / scale).await?);
+        record(floor::empty_call_rate(&v0, 200_000 / scale).await?);
     }
 
     if args.runs("swaps") {
@@ -168,6 +171,16 @@ async fn main() -> Result<()> {
             match scenarios::spawn_rate_per_core(&node, &v0, n).await {
                 Ok(rate) => record(rate),
                 Err(error) => eprintln!("  {n} processes spawned per core: {error:#}"),
+            }
+        }
+        // What wasmtime alone reaches in the same two ways, each on a fresh node too.
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        for spawners in [1, workers] {
+            let n = 100_000 / scale;
+            let (_node, v0) = node_for_processes(n, &load("kv_v0")).await?;
+            match floor::spawn_rate(&v0, n, spawners).await {
+                Ok(rate) => record(rate),
+                Err(error) => eprintln!("  {n} instances by wasmtime alone: {error:#}"),
             }
         }
         for n in [10_000, 100_000] {

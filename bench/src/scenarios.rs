@@ -18,11 +18,11 @@ use hotswap_bench::stats::{Metric, Rounds, sample_buffer};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn get(key: &str) -> Vec<u8> {
+pub(crate) fn get(key: &str) -> Vec<u8> {
     json!({"op": "get", "key": key}).to_string().into_bytes()
 }
 
-fn put(key: &str, value: u64) -> Vec<u8> {
+pub(crate) fn put(key: &str, value: u64) -> Vec<u8> {
     json!({"op": "put", "key": key, "value": value})
         .to_string()
         .into_bytes()

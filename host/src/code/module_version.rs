@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use wasmtime::Engine;
+use wasmtime::component::Component;
 
 use crate::bindings::ProcessPre;
 use crate::code::Origin;
@@ -30,8 +31,15 @@ pub struct ModuleVersion {
 }
 
 impl ModuleVersion {
-    pub(crate) fn engine(&self) -> &Engine {
+    /// The node's engine, which this version was compiled for and instantiates on.
+    pub fn engine(&self) -> &Engine {
         self.pre.engine()
+    }
+
+    /// The compiled component, as wasmtime holds it: for measuring what wasmtime alone does
+    /// with it on the same engine (`just bench`'s floors), or for tools that inspect it.
+    pub fn component(&self) -> &Component {
+        self.pre.instance_pre().component()
     }
 
     /// What an operator sees of this version.

@@ -1,0 +1,323 @@
+//! The floors: what wasmtime alone does with the kv, on a node's own engine, measured in the
+//! same run as the host's figures that they bound.
+//!
+//! Two of the issue's goals have not moved under any change to the host: the spawn rate and
+//! the cast throughput. A floor takes the host out of such a figure. A spawn without the
+//! host is an instantiation and an `init`; a cast without it is a `handle-cast` call, one
+//! after another on one instance. Both call as the host does (asynchronously, on a fiber
+//! that yields at each epoch tick), on the node's engine and instance pool, with the
+//! component the node compiled. They leave out all that is the host's: the WASI context and
+//! the host API (every import traps here; the kv calls none in these exports), the store's
+//! limits and time budgets, the mailbox, the registry and the process's task. A host figure
+//! cannot pass its floor: when the floor falls short of a goal, no change to the host can
+//! meet it, and the goal needs a faster guest, a cheaper instantiation or another contract.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use hotswap::ModuleVersion;
+use tokio::task::JoinSet;
+use wasmtime::Store;
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, Linker};
+
+use crate::scenarios::{ROUNDS, get, put};
+use hotswap_bench::stats::Metric;
+
+/// The interface whose exports are the gen_server's callbacks, of any `hotswap:otp` version.
+const SERVER: &str = "hotswap:otp/server";
+
+/// A wasmtime error as an `anyhow` one, saying what was being done.
+fn wasm(doing: &'static str) -> impl Fn(wasmtime::Error) -> anyhow::Error {
+    move |error| anyhow!("{doing}: {error:#}")
+}
+
+/// The kv of one node, ready to instantiate without the host.
+struct Floor {
+    pre: InstancePre<()>,
+    init: ComponentExportIndex,
+    handle_call: ComponentExportIndex,
+    handle_cast: ComponentExportIndex,
+    vsn: ComponentExportIndex,
+}
+
+/// One instance made by [`Floor::spawn`], in the store it lives in.
+struct Spawned {
+    store: Store<()>,
+    instance: Instance,
+}
+
+impl Floor {
+    /// `version`'s component on its node's engine, with every import a trap.
+    fn new(version: &ModuleVersion) -> Result<Self> {
+        let component = version.component();
+        let engine = version.engine();
+        let mut linker = Linker::new(engine);
+        linker
+            .define_unknown_imports_as_traps(component)
+            .map_err(wasm("linking traps for the host's imports"))?;
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(wasm("pre-instantiating"))?;
+        let server = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name)
+            .find(|name| name.starts_with(SERVER))
+            .with_context(|| format!("{} exports no {SERVER}", version.name))?
+            .to_string();
+        let interface = component
+            .get_export_index(None, &server)
+            .with_context(|| format!("{} has no {server}", version.name))?;
+        let export = |name: &str| {
+            component
+                .get_export_index(Some(&interface), name)
+                .with_context(|| format!("{} exports no {server}#{name}", version.name))
+        };
+        Ok(Self {
+            pre,
+            init: export("init")?,
+            handle_call: export("handle-call")?,
+            handle_cast: export("handle-cast")?,
+            vsn: export("vsn")?,
+        })
+    }
+
+    /// A new instance in a store of its own, after an `init` with no arguments: what a
+    /// spawn makes, without the host.
+    async fn spawn(&self) -> Result<Spawned> {
+        let mut store = Store::new(self.pre.engine(), ());
+        // As the host's deadline callback does within a call's budget.
+        store.epoch_deadline_async_yield_and_update(1);
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(wasm("instantiating"))?;
+        let init = instance
+            .get_typed_func::<(&[u8],), (Result<(), String>,)>(&mut store, &self.init)
+            .map_err(wasm("typing init"))?;
+        let (initialised,) = init
+            .call_async(&mut store, (&[],))
+            .await
+            .map_err(wasm("init"))?;
+        initialised.map_err(|reason| anyhow!("init refused: {reason}"))?;
+        Ok(Spawned { store, instance })
+    }
+
+    /// `share` instances, one after another.
+    async fn spawn_share(&self, share: usize) -> Result<Vec<Spawned>> {
+        let mut spawned = Vec::with_capacity(share);
+        for _ in 0..share {
+            let instance = self
+                .spawn()
+                .await
+                .with_context(|| format!("instance {} of {share}", spawned.len() + 1))?;
+            spawned.push(instance);
+        }
+        Ok(spawned)
+    }
+}
+
+/// Instances made and `init`ed per second by wasmtime alone, `n` of them held at once, by
+/// `spawners` tasks at once: one, on the caller's task, as `scenarios::spawn_and_memory`
+/// spawns, or one per worker thread, as `scenarios::spawn_rate_per_core` does. Like theirs,
+/// `version`'s node should be fresh, so that every instance takes a slot that nothing used.
+pub async fn spawn_rate(version: &ModuleVersion, n: usize, spawners: usize) -> Result<Metric> {
+    let floor = Arc::new(Floor::new(version)?);
+    let started = Instant::now();
+    let spawned = if spawners == 1 {
+        floor.spawn_share(n).await?
+    } else {
+        // A `JoinSet`, so that when one spawner fails the others are stopped with it.
+        let mut at_work = JoinSet::new();
+        for spawner in 0..spawners {
+            let floor = floor.clone();
+            // The first spawners take the remainder, one each.
+            let share = n / spawners + usize::from(spawner < n % spawners);
+            at_work.spawn(async move {
+                let spawned = floor.spawn_share(share).await;
+                spawned.with_context(|| format!("spawner {spawner}"))
+            });
+        }
+        let mut spawned = Vec::with_capacity(n);
+        while let Some(share) = at_work.join_next().await {
+            spawned.extend(share??);
+        }
+        spawned
+    };
+    let elapsed = started.elapsed();
+    // Off the clock, and off the workers, as the host frees its instances.
+    tokio::task::spawn_blocking(move || drop(spawned)).await?;
+    let (name, who) = match spawners {
+        1 => ("spawn_rate_wasmtime_alone", "one task".to_string()),
+        _ => (
+            "spawn_rate_per_core_wasmtime_alone",
+            format!("{spawners} tasks at once, one per worker thread,"),
+        ),
+    };
+    let mut rate = Metric::value(
+        &format!("{name}_{}k", n / 1000),
+        "per_s",
+        n as f64 / elapsed.as_secs_f64(),
+        n as u64,
+    );
+    rate.method = Some(format!(
+        "{n} instances of the kv made and init-ed by {who} with wasmtime alone (no WASI, no \
+         host API, no process), asynchronously, on a fresh node's engine and pool; held \
+         until the last was made"
+    ));
+    Ok(rate)
+}
+
+/// Casts per second served by wasmtime alone: `n` puts, each a `handle-cast` call on one
+/// instance, in each of [`ROUNDS`] rounds, the same messages as `scenarios::cast_throughput`
+/// sends after the same warm-up; the median round's rate. Each round ends, as there, with a
+/// `handle-call` that reads its last put back, so a round that served nothing fails.
+pub async fn cast_throughput(version: &ModuleVersion, n: usize) -> Result<Metric> {
+    let floor = Floor::new(version)?;
+    let Spawned {
+        mut store,
+        instance,
+    } = floor.spawn().await?;
+    let handle_cast = instance
+        .get_typed_func::<(&[u8],), ()>(&mut store, &floor.handle_cast)
+        .map_err(wasm("typing handle-cast"))?;
+    let handle_call = instance
+        .get_typed_func::<(&[u8], u64), (Result<Vec<u8>, String>,)>(&mut store, &floor.handle_call)
+        .map_err(wasm("typing handle-call"))?;
+    for i in 0..n / 10 {
+        let message = put("k", i as u64);
+        handle_cast
+            .call_async(&mut store, (&message,))
+            .await
+            .map_err(wasm("handle-cast"))?;
+    }
+    let mut rates = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let first = (round * n) as u64;
+        let messages: Vec<Vec<u8>> = (first..first + n as u64).map(|i| put("k", i)).collect();
+        let started = Instant::now();
+        for message in &messages {
+            handle_cast
+                .call_async(&mut store, (message,))
+                .await
+                .map_err(wasm("handle-cast"))?;
+        }
+        let (last,) = handle_call
+            .call_async(&mut store, (&get("k"), 0))
+            .await
+            .map_err(wasm("handle-call"))?;
+        let elapsed = started.elapsed();
+        let last = last.map_err(|reason| anyhow!("the get was refused: {reason}"))?;
+        if last != (first + n as u64 - 1).to_string().into_bytes() {
+            bail!("the last put of round {round} is not the one read back");
+        }
+        rates.push(n as f64 / elapsed.as_secs_f64());
+    }
+    let mut metric = Metric::median_rate(
+        "cast_throughput_wasmtime_alone",
+        "per_s",
+        &rates,
+        (n * ROUNDS) as u64,
+    );
+    metric.method = Some(
+        "handle-cast called asynchronously in a loop on one instance, with wasmtime alone (no \
+         mailbox, no process): the guest's share of a cast"
+            .into(),
+    );
+    Ok(metric)
+}
+
+/// Empty guest calls per second: `vsn`, which returns a constant string, called
+/// asynchronously in a loop on one instance by wasmtime alone, `n` times in each of
+/// [`ROUNDS`] rounds; the median round's rate. It is the price of entering the guest at
+/// all, which the contract makes every cast pay: one `handle-cast` call per message.
+pub async fn empty_call_rate(version: &ModuleVersion, n: usize) -> Result<Metric> {
+    let floor = Floor::new(version)?;
+    let Spawned {
+        mut store,
+        instance,
+    } = floor.spawn().await?;
+    let vsn = instance
+        .get_typed_func::<(), (String,)>(&mut store, &floor.vsn)
+        .map_err(wasm("typing vsn"))?;
+    let mut rates = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        for _ in 0..n {
+            vsn.call_async(&mut store, ()).await.map_err(wasm("vsn"))?;
+        }
+        rates.push(n as f64 / started.elapsed().as_secs_f64());
+    }
+    let mut metric = Metric::median_rate(
+        "empty_call_wasmtime_alone",
+        "per_s",
+        &rates,
+        (n * ROUNDS) as u64,
+    );
+    metric.method = Some(
+        "vsn (a constant string) called asynchronously in a loop on one instance, with \
+         wasmtime alone: the price of entering the guest once"
+            .into(),
+    );
+    Ok(metric)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hotswap::{Allocation, ModuleVersion, Node, NodeOptions};
+
+    use super::*;
+
+    const KV: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../guests/rust/target/wasm32-wasip2/release/kv_v0.wasm"
+    );
+
+    /// The kv on a node whose pool has room for `instances` component instances.
+    async fn kv_on_a_pool_of(instances: u32) -> (Node, Arc<ModuleVersion>) {
+        let node = Node::with_options(NodeOptions {
+            allocation: Allocation::pooled(instances, 64 << 20),
+            ..NodeOptions::default()
+        })
+        .expect("node");
+        let kv = node
+            .load_file("kv", KV)
+            .await
+            .expect("kv (run `just guests`)");
+        (node, kv)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_spawn_floor_holds_every_instance_until_the_last_is_made() {
+        let (_node, kv) = kv_on_a_pool_of(8).await;
+        let rate = spawn_rate(&kv, 8, 2).await.expect("8 instances in 8 slots");
+        assert!(
+            rate.name.starts_with("spawn_rate_per_core_wasmtime_alone"),
+            "{rate:?}"
+        );
+        assert_eq!(rate.n, Some(8));
+        assert!(rate.value.is_some_and(|r| r > 0.0), "{rate:?}");
+        // Held at once, a ninth finds no slot: a floor that dropped its instances as it went
+        // would not be measuring what a spawn leaves behind.
+        let error = spawn_rate(&kv, 9, 1)
+            .await
+            .expect_err("9 instances in 8 slots");
+        let error = format!("{error:#}");
+        assert!(error.contains("instantiating"), "{error}");
+        assert!(error.contains("instance 9 of 9"), "{error}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_cast_floor_serves_every_put_of_every_round() {
+        let (_node, kv) = kv_on_a_pool_of(4).await;
+        let casts = cast_throughput(&kv, 100).await.expect("the puts read back");
+        assert_eq!(casts.n, Some(100 * ROUNDS as u64));
+        assert!(casts.value.is_some_and(|r| r > 0.0), "{casts:?}");
+        let calls = empty_call_rate(&kv, 100).await.expect("vsn");
+        assert_eq!(calls.n, Some(100 * ROUNDS as u64));
+    }
+}

@@ -19,9 +19,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use hotswap::ModuleVersion;
 use tokio::task::JoinSet;
 use wasmtime::Store;
-use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, Linker};
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, Linker, TypedFunc};
 
 use crate::scenarios::{ROUNDS, get, put};
+use crate::turns::TakesTurns;
 use hotswap_bench::stats::Metric;
 
 /// The interface whose exports are the gen_server's callbacks, of any `hotswap:otp` version.
@@ -40,6 +41,9 @@ struct Floor {
     handle_cast: ComponentExportIndex,
     vsn: ComponentExportIndex,
 }
+
+/// What `handle-call` returns: a reply, or the guest's refusal.
+type Reply = Result<Vec<u8>, String>;
 
 /// One instance made by [`Floor::spawn`], in the store it lives in.
 struct Spawned {
@@ -119,114 +123,134 @@ impl Floor {
     }
 }
 
-/// Instances made and `init`ed per second by wasmtime alone, `n` of them held at once, by
-/// `spawners` tasks at once: one, on the caller's task, as `scenarios::spawn_and_memory`
-/// spawns, or one per worker thread, as `scenarios::spawn_rate_per_core` does. Like theirs,
-/// `version`'s node should be fresh, so that every instance takes a slot that nothing used.
-pub async fn spawn_rate(version: &ModuleVersion, n: usize, spawners: usize) -> Result<Metric> {
+/// Instances made and `init`ed per second by wasmtime alone, `n` of them, by one task per
+/// worker thread at once, as `scenarios::spawn_rate_per_core` spawns processes. Each is
+/// held until the last is made, as a process holds its own, then all are freed. Like the
+/// processes, these should go to a fresh node, so that each takes a slot nothing used.
+pub async fn spawn_rate_per_core(version: &ModuleVersion, n: usize) -> Result<Metric> {
+    let spawners = tokio::runtime::Handle::current().metrics().num_workers();
     let floor = Arc::new(Floor::new(version)?);
     let started = Instant::now();
-    let spawned = if spawners == 1 {
-        floor.spawn_share(n).await?
-    } else {
-        // A `JoinSet`, so that when one spawner fails the others are stopped with it.
-        let mut at_work = JoinSet::new();
-        for spawner in 0..spawners {
-            let floor = floor.clone();
-            // The first spawners take the remainder, one each.
-            let share = n / spawners + usize::from(spawner < n % spawners);
-            at_work.spawn(async move {
-                let spawned = floor.spawn_share(share).await;
-                spawned.with_context(|| format!("spawner {spawner}"))
-            });
-        }
-        let mut spawned = Vec::with_capacity(n);
-        while let Some(share) = at_work.join_next().await {
-            spawned.extend(share??);
-        }
-        spawned
-    };
+    // A `JoinSet`, so that when one spawner fails the others are stopped with it.
+    let mut at_work = JoinSet::new();
+    for spawner in 0..spawners {
+        let floor = floor.clone();
+        // The first spawners take the remainder, one each.
+        let share = n / spawners + usize::from(spawner < n % spawners);
+        at_work.spawn(async move {
+            let spawned = floor.spawn_share(share).await;
+            spawned.with_context(|| format!("spawner {spawner}"))
+        });
+    }
+    let mut held = Vec::with_capacity(n);
+    while let Some(share) = at_work.join_next().await {
+        held.extend(share??);
+    }
     let elapsed = started.elapsed();
     // Off the clock, and off the workers, as the host frees its instances.
-    tokio::task::spawn_blocking(move || drop(spawned)).await?;
-    let (name, who) = match spawners {
-        1 => ("spawn_rate_wasmtime_alone", "one task".to_string()),
-        _ => (
-            "spawn_rate_per_core_wasmtime_alone",
-            format!("{spawners} tasks at once, one per worker thread,"),
-        ),
-    };
+    tokio::task::spawn_blocking(move || drop(held)).await?;
     let mut rate = Metric::value(
-        &format!("{name}_{}k", n / 1000),
+        &format!("spawn_rate_per_core_wasmtime_alone_{}k", n / 1000),
         "per_s",
         n as f64 / elapsed.as_secs_f64(),
         n as u64,
     );
     rate.method = Some(format!(
-        "{n} instances of the kv made and init-ed by {who} with wasmtime alone (no WASI, no \
-         host API, no process), asynchronously, on a fresh node's engine and pool; held \
-         until the last was made"
+        "{n} instances of the kv made and init-ed by {spawners} tasks at once, one per worker \
+         thread, with wasmtime alone (no WASI, no host API, no process), asynchronously, on \
+         a fresh node's engine and pool, all held until the last was made"
     ));
     Ok(rate)
 }
 
-/// Casts per second served by wasmtime alone: `n` puts, each a `handle-cast` call on one
-/// instance, in each of [`ROUNDS`] rounds, the same messages as `scenarios::cast_throughput`
-/// sends after the same warm-up; the median round's rate. Each round ends, as there, with a
-/// `handle-call` that reads its last put back, so a round that served nothing fails.
-pub async fn cast_throughput(version: &ModuleVersion, n: usize) -> Result<Metric> {
-    let floor = Floor::new(version)?;
-    let Spawned {
-        mut store,
-        instance,
-    } = floor.spawn().await?;
-    let handle_cast = instance
-        .get_typed_func::<(&[u8],), ()>(&mut store, &floor.handle_cast)
-        .map_err(wasm("typing handle-cast"))?;
-    let handle_call = instance
-        .get_typed_func::<(&[u8], u64), (Result<Vec<u8>, String>,)>(&mut store, &floor.handle_call)
-        .map_err(wasm("typing handle-call"))?;
-    for i in 0..n / 10 {
-        let message = put("k", i as u64);
-        handle_cast
-            .call_async(&mut store, (&message,))
-            .await
-            .map_err(wasm("handle-cast"))?;
-    }
-    let mut rates = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS {
-        let first = (round * n) as u64;
-        let messages: Vec<Vec<u8>> = (first..first + n as u64).map(|i| put("k", i)).collect();
-        let started = Instant::now();
-        for message in &messages {
-            handle_cast
-                .call_async(&mut store, (message,))
-                .await
-                .map_err(wasm("handle-cast"))?;
+/// Casts served by wasmtime alone, round by round: `n` puts a round, each a `handle-cast`
+/// call on one instance, the same messages as `scenarios::cast_throughput` sends, after the
+/// same warm-up. Each round ends, as there, with a `handle-call` that reads its last put
+/// back, so a round that served nothing fails.
+pub struct Casts {
+    store: Store<()>,
+    handle_cast: TypedFunc<(Vec<u8>,), ()>,
+    handle_call: TypedFunc<(Vec<u8>, u64), (Reply,)>,
+    n: usize,
+}
+
+impl Casts {
+    /// An instance of `version`, warmed up, for rounds of `n` casts.
+    pub async fn new(version: &ModuleVersion, n: usize) -> Result<Self> {
+        let floor = Floor::new(version)?;
+        let Spawned {
+            mut store,
+            instance,
+        } = floor.spawn().await?;
+        let handle_cast = instance
+            .get_typed_func(&mut store, floor.handle_cast)
+            .map_err(wasm("typing handle-cast"))?;
+        let handle_call = instance
+            .get_typed_func(&mut store, floor.handle_call)
+            .map_err(wasm("typing handle-call"))?;
+        let mut casts = Self {
+            store,
+            handle_cast,
+            handle_call,
+            n,
+        };
+        for i in 0..n / 10 {
+            casts.cast(put("k", i as u64)).await?;
         }
-        let (last,) = handle_call
-            .call_async(&mut store, (&get("k"), 0))
+        Ok(casts)
+    }
+
+    /// One `handle-cast` call; the message is the guest's from here on, as a cast's is the
+    /// process's.
+    async fn cast(&mut self, message: Vec<u8>) -> Result<()> {
+        self.handle_cast
+            .call_async(&mut self.store, (message,))
+            .await
+            .map_err(wasm("handle-cast"))
+    }
+
+    /// The figure of `rates`, the rounds' rates: their median.
+    pub fn metric(&self, rates: &[f64]) -> Metric {
+        let mut metric = Metric::median_rate(
+            "cast_throughput_wasmtime_alone",
+            "per_s",
+            rates,
+            (rates.len() * self.n) as u64,
+        );
+        metric.method = Some(
+            "handle-cast called asynchronously in a loop on one instance, with wasmtime alone \
+             (no mailbox, no process), taking turns round by round with the process's casts: \
+             the guest's share of a cast"
+                .into(),
+        );
+        metric
+    }
+}
+
+impl TakesTurns for Casts {
+    async fn turn(&mut self, round: usize) -> Result<f64> {
+        // Each round puts values no earlier round did, so that reading its last one back
+        // says that this round's casts were all served.
+        let first = (round * self.n) as u64;
+        let last = first + self.n as u64 - 1;
+        let messages: Vec<Vec<u8>> = (first..=last).map(|i| put("k", i)).collect();
+        let request = get("k");
+        let started = Instant::now();
+        for message in messages {
+            self.cast(message).await?;
+        }
+        let (read,) = self
+            .handle_call
+            .call_async(&mut self.store, (request, 0))
             .await
             .map_err(wasm("handle-call"))?;
         let elapsed = started.elapsed();
-        let last = last.map_err(|reason| anyhow!("the get was refused: {reason}"))?;
-        if last != (first + n as u64 - 1).to_string().into_bytes() {
+        let read = read.map_err(|reason| anyhow!("the get was refused: {reason}"))?;
+        if read != last.to_string().into_bytes() {
             bail!("the last put of round {round} is not the one read back");
         }
-        rates.push(n as f64 / elapsed.as_secs_f64());
+        Ok(self.n as f64 / elapsed.as_secs_f64())
     }
-    let mut metric = Metric::median_rate(
-        "cast_throughput_wasmtime_alone",
-        "per_s",
-        &rates,
-        (n * ROUNDS) as u64,
-    );
-    metric.method = Some(
-        "handle-cast called asynchronously in a loop on one instance, with wasmtime alone (no \
-         mailbox, no process): the guest's share of a cast"
-            .into(),
-    );
-    Ok(metric)
 }
 
 /// Empty guest calls per second: `vsn`, which returns a constant string, called
@@ -294,29 +318,36 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_spawn_floor_holds_every_instance_until_the_last_is_made() {
         let (_node, kv) = kv_on_a_pool_of(8).await;
-        let rate = spawn_rate(&kv, 8, 2).await.expect("8 instances in 8 slots");
-        assert!(
-            rate.name.starts_with("spawn_rate_per_core_wasmtime_alone"),
-            "{rate:?}"
-        );
+        let rate = spawn_rate_per_core(&kv, 8)
+            .await
+            .expect("8 instances in 8 slots");
         assert_eq!(rate.n, Some(8));
         assert!(rate.value.is_some_and(|r| r > 0.0), "{rate:?}");
         // Held at once, a ninth finds no slot: a floor that dropped its instances as it went
         // would not be measuring what a spawn leaves behind.
-        let error = spawn_rate(&kv, 9, 1)
+        let error = spawn_rate_per_core(&kv, 9)
             .await
             .expect_err("9 instances in 8 slots");
         let error = format!("{error:#}");
         assert!(error.contains("instantiating"), "{error}");
-        assert!(error.contains("instance 9 of 9"), "{error}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_cast_floor_serves_every_put_of_every_round() {
         let (_node, kv) = kv_on_a_pool_of(4).await;
-        let casts = cast_throughput(&kv, 100).await.expect("the puts read back");
-        assert_eq!(casts.n, Some(100 * ROUNDS as u64));
-        assert!(casts.value.is_some_and(|r| r > 0.0), "{casts:?}");
+        let mut casts = Casts::new(&kv, 100).await.expect("warmed up");
+        let mut rates = Vec::new();
+        for round in 0..3 {
+            rates.push(
+                casts
+                    .turn(round)
+                    .await
+                    .expect("the round's last put read back"),
+            );
+        }
+        let metric = casts.metric(&rates);
+        assert_eq!(metric.n, Some(300));
+        assert!(metric.value.is_some_and(|r| r > 0.0), "{metric:?}");
         let calls = empty_call_rate(&kv, 100).await.expect("vsn");
         assert_eq!(calls.n, Some(100 * ROUNDS as u64));
     }

@@ -7,6 +7,7 @@ mod floor;
 mod memory;
 mod report;
 mod scenarios;
+mod turns;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,8 +94,9 @@ async fn main() -> Result<()> {
         // Per round, of `scenarios::ROUNDS`.
         record(scenarios::call_rtt(&node, &v0, 1, 80_000 / scale).await?);
         record(scenarios::call_rtt(&node, &v0, 2, 80_000 / scale).await?);
-        record(scenarios::cast_throughput(&node, &v0, 200_000 / scale).await?);
-        record(floor::cast_throughput(&v0, 200_000 / scale).await?);
+        for metric in scenarios::cast_throughput(&node, &v0, 200_000 / scale).await? {
+            record(metric);
+        }
         record(floor::empty_call_rate(&v0, 200_000 / scale).await?);
     }
 
@@ -164,7 +166,9 @@ async fn main() -> Result<()> {
         memory::allow_many_mappings(110_000);
         // 100,000 processes spawned by one task per worker thread, first, before the runs
         // of 100,000 processes below leave their memory to this process's allocator (the
-        // BEAM's side spawns them in a fresh VM).
+        // BEAM's side spawns them in a fresh VM); then as many instances made by wasmtime
+        // alone in the same way, the floor under that rate. Each on a fresh node, the one
+        // freed before the other starts: together they would slow each other's mappings.
         {
             let n = 100_000 / scale;
             let (node, v0) = node_for_processes(n, &load("kv_v0")).await?;
@@ -173,12 +177,10 @@ async fn main() -> Result<()> {
                 Err(error) => eprintln!("  {n} processes spawned per core: {error:#}"),
             }
         }
-        // What wasmtime alone reaches in the same two ways, each on a fresh node too.
-        let workers = tokio::runtime::Handle::current().metrics().num_workers();
-        for spawners in [1, workers] {
+        {
             let n = 100_000 / scale;
             let (_node, v0) = node_for_processes(n, &load("kv_v0")).await?;
-            match floor::spawn_rate(&v0, n, spawners).await {
+            match floor::spawn_rate_per_core(&v0, n).await {
                 Ok(rate) => record(rate),
                 Err(error) => eprintln!("  {n} instances by wasmtime alone: {error:#}"),
             }

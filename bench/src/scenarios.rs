@@ -13,7 +13,9 @@ use hotswap::{
 use serde_json::json;
 use tokio::task::JoinSet;
 
+use crate::floor;
 use crate::memory::{available_bytes, proportional_bytes, resident_bytes, trim_allocator};
+use crate::turns::{self, TakesTurns};
 use hotswap_bench::stats::{Metric, Rounds, sample_buffer};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,8 +124,13 @@ pub async fn call_rtt(
 }
 
 /// Casts per second, end to end, in each of [`ROUNDS`] rounds: `n` casts, then one call
-/// that returns once all are served; the median round's rate.
-pub async fn cast_throughput(node: &Node, version: &ModuleVersion, n: usize) -> Result<Metric> {
+/// that returns once all are served; the median round's rate. Beside it, taking turns round
+/// by round, its floor: the same casts served by wasmtime alone ([`floor::Casts`]).
+pub async fn cast_throughput(
+    node: &Node,
+    version: &ModuleVersion,
+    n: usize,
+) -> Result<[Metric; 2]> {
     let policy = Policy {
         mailbox_capacity: n + 16,
         ..Policy::default()
@@ -135,32 +142,42 @@ pub async fn cast_throughput(node: &Node, version: &ModuleVersion, n: usize) -> 
     }
     node.call(&target, get("k"), Duration::from_secs(120))
         .await?;
-    let mut rates = Vec::with_capacity(ROUNDS);
-    for round in 0..ROUNDS {
+    let mut casts = Casts { node, target, n };
+    let mut floor = floor::Casts::new(version, n).await?;
+    let (rates, floor_rates) = turns::alternate(&mut casts, &mut floor, ROUNDS).await?;
+    node.stop(&casts.target, "bench done").await?;
+    let ours = Metric::median_rate("cast_throughput", "per_s", &rates, (n * ROUNDS) as u64);
+    Ok([ours, floor.metric(&floor_rates)])
+}
+
+/// Rounds of `n` casts to one process.
+struct Casts<'n> {
+    node: &'n Node,
+    target: ProcessRef,
+    n: usize,
+}
+
+impl TakesTurns for Casts<'_> {
+    async fn turn(&mut self, round: usize) -> Result<f64> {
         // Each round puts values no earlier round did, so that reading its last one back
         // says that this round's casts were all served.
-        let first = (round * n) as u64;
-        let messages: Vec<Vec<u8>> = (first..first + n as u64).map(|i| put("k", i)).collect();
+        let first = (round * self.n) as u64;
+        let last = first + self.n as u64 - 1;
+        let messages: Vec<Vec<u8>> = (first..=last).map(|i| put("k", i)).collect();
         let started = Instant::now();
         for message in messages {
-            node.cast(&target, message)?;
+            self.node.cast(&self.target, message)?;
         }
-        let last = node
-            .call(&target, get("k"), Duration::from_secs(120))
+        let read = self
+            .node
+            .call(&self.target, get("k"), Duration::from_secs(120))
             .await?;
         let elapsed = started.elapsed();
-        if last != (first + n as u64 - 1).to_string().into_bytes() {
+        if read != last.to_string().into_bytes() {
             bail!("casts were lost: the last put is not the one read");
         }
-        rates.push(n as f64 / elapsed.as_secs_f64());
+        Ok(self.n as f64 / elapsed.as_secs_f64())
     }
-    node.stop(&target, "bench done").await?;
-    Ok(Metric::median_rate(
-        "cast_throughput",
-        "per_s",
-        &rates,
-        (n * ROUNDS) as u64,
-    ))
 }
 
 /// Fills `target` with numbered keys until its state is about `bytes` long.

@@ -180,6 +180,9 @@ async fn main() -> Result<()> {
         {
             let n = 100_000 / scale;
             let (_node, v0) = node_for_processes(n, &load("kv_v0")).await?;
+            // The processes' freed memory goes back to the kernel first: reused, it would
+            // spare the floor page faults that the processes took.
+            memory::trim_allocator();
             match floor::spawn_rate_per_core(&v0, n).await {
                 Ok(rate) => record(rate),
                 Err(error) => eprintln!("  {n} instances by wasmtime alone: {error:#}"),

@@ -9,8 +9,9 @@
 //! component the node compiled. They leave out all that is the host's: the WASI context and
 //! the host API (every import traps here; the kv calls none in these exports), the store's
 //! limits and time budgets, the mailbox, the registry and the process's task. A host figure
-//! cannot pass its floor: when the floor falls short of a goal, no change to the host can
-//! meet it, and the goal needs a faster guest, a cheaper instantiation or another contract.
+//! cannot pass its floor by more than the machine's noise: when the floor falls short of a
+//! goal, no change to the host can meet it, and the goal needs a faster guest, a cheaper
+//! instantiation or another contract.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +20,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use hotswap::ModuleVersion;
 use tokio::task::JoinSet;
 use wasmtime::Store;
-use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, Linker, TypedFunc};
+use wasmtime::component::{
+    ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, TypedFunc,
+};
 
 use crate::scenarios::{ROUNDS, get, put};
 use crate::turns::TakesTurns;
@@ -49,6 +52,22 @@ type Reply = Result<Vec<u8>, String>;
 struct Spawned {
     store: Store<()>,
     instance: Instance,
+}
+
+impl Spawned {
+    /// The export at `index` of the instance, typed; `name` names it in an error.
+    fn export<Params, Results>(
+        &mut self,
+        index: ComponentExportIndex,
+        name: &'static str,
+    ) -> Result<TypedFunc<Params, Results>>
+    where
+        Params: ComponentNamedList + Lower,
+        Results: ComponentNamedList + Lift,
+    {
+        let typed = self.instance.get_typed_func(&mut self.store, index);
+        typed.map_err(|error| anyhow!("typing {name}: {error:#}"))
+    }
 }
 
 impl Floor {
@@ -98,15 +117,14 @@ impl Floor {
             .instantiate_async(&mut store)
             .await
             .map_err(wasm("instantiating"))?;
-        let init = instance
-            .get_typed_func::<(&[u8],), (Result<(), String>,)>(&mut store, &self.init)
-            .map_err(wasm("typing init"))?;
+        let mut spawned = Spawned { store, instance };
+        let init = spawned.export::<(&[u8],), (Result<(), String>,)>(self.init, "init")?;
         let (initialised,) = init
-            .call_async(&mut store, (&[],))
+            .call_async(&mut spawned.store, (&[],))
             .await
             .map_err(wasm("init"))?;
         initialised.map_err(|reason| anyhow!("init refused: {reason}"))?;
-        Ok(Spawned { store, instance })
+        Ok(spawned)
     }
 
     /// `share` instances, one after another.
@@ -149,12 +167,8 @@ pub async fn spawn_rate_per_core(version: &ModuleVersion, n: usize) -> Result<Me
     let elapsed = started.elapsed();
     // Off the clock, and off the workers, as the host frees its instances.
     tokio::task::spawn_blocking(move || drop(held)).await?;
-    let mut rate = Metric::value(
-        &format!("spawn_rate_per_core_wasmtime_alone_{}k", n / 1000),
-        "per_s",
-        n as f64 / elapsed.as_secs_f64(),
-        n as u64,
-    );
+    let name = format!("spawn_rate_per_core_wasmtime_alone_{}k", n / 1000);
+    let mut rate = Metric::rate(&name, n, elapsed);
     rate.method = Some(format!(
         "{n} instances of the kv made and init-ed by {spawners} tasks at once, one per worker \
          thread, with wasmtime alone (no WASI, no host API, no process), asynchronously, on \
@@ -178,18 +192,11 @@ impl Casts {
     /// An instance of `version`, warmed up, for rounds of `n` casts.
     pub async fn new(version: &ModuleVersion, n: usize) -> Result<Self> {
         let floor = Floor::new(version)?;
-        let Spawned {
-            mut store,
-            instance,
-        } = floor.spawn().await?;
-        let handle_cast = instance
-            .get_typed_func(&mut store, floor.handle_cast)
-            .map_err(wasm("typing handle-cast"))?;
-        let handle_call = instance
-            .get_typed_func(&mut store, floor.handle_call)
-            .map_err(wasm("typing handle-call"))?;
+        let mut spawned = floor.spawn().await?;
+        let handle_cast = spawned.export(floor.handle_cast, "handle-cast")?;
+        let handle_call = spawned.export(floor.handle_call, "handle-call")?;
         let mut casts = Self {
-            store,
+            store: spawned.store,
             handle_cast,
             handle_call,
             n,
@@ -259,18 +266,14 @@ impl TakesTurns for Casts {
 /// all, which the contract makes every cast pay: one `handle-cast` call per message.
 pub async fn empty_call_rate(version: &ModuleVersion, n: usize) -> Result<Metric> {
     let floor = Floor::new(version)?;
-    let Spawned {
-        mut store,
-        instance,
-    } = floor.spawn().await?;
-    let vsn = instance
-        .get_typed_func::<(), (String,)>(&mut store, &floor.vsn)
-        .map_err(wasm("typing vsn"))?;
+    let mut spawned = floor.spawn().await?;
+    let vsn = spawned.export::<(), (String,)>(floor.vsn, "vsn")?;
+    let store = &mut spawned.store;
     let mut rates = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let started = Instant::now();
         for _ in 0..n {
-            vsn.call_async(&mut store, ()).await.map_err(wasm("vsn"))?;
+            vsn.call_async(&mut *store, ()).await.map_err(wasm("vsn"))?;
         }
         rates.push(n as f64 / started.elapsed().as_secs_f64());
     }

@@ -219,7 +219,7 @@ pub fn goals(ours: &Run, beam: Option<&Run>, processes_ran: bool) -> Vec<Goal> {
     let per_core = largest_run("spawn_rate_per_core");
     let spawn = alone.into_iter().chain(per_core).reduce(f64::max);
     // The floor (`floor.rs`) bounds them: instantiation and `init` by wasmtime alone, from
-    // one task per worker thread, taking turns with the processes' own.
+    // one task per worker thread, on a fresh node right after the processes' own run.
     let floor = largest_run("spawn_rate_per_core_wasmtime_alone");
     goal(
         format!(

@@ -379,12 +379,7 @@ pub async fn spawn_and_memory(
     let proportional_after = proportional_bytes()?;
     let available_after = available_bytes()?;
     let kind = if hibernating { "hibernating" } else { "idle" };
-    let rate = Metric::value(
-        &format!("spawn_rate_{}k", n / 1000),
-        "per_s",
-        n as f64 / elapsed.as_secs_f64(),
-        n as u64,
-    );
+    let rate = Metric::rate(&format!("spawn_rate_{}k", n / 1000), n, elapsed);
     let mut memory = Metric::value(
         &format!("memory_per_{kind}_process_{}k", n / 1000),
         "bytes",
@@ -485,12 +480,7 @@ pub async fn spawn_rate_per_core(node: &Node, version: &ModuleVersion, n: usize)
         pids.extend(spawned??);
     }
     let elapsed = started.elapsed();
-    let mut rate = Metric::value(
-        &format!("spawn_rate_per_core_{}k", n / 1000),
-        "per_s",
-        n as f64 / elapsed.as_secs_f64(),
-        n as u64,
-    );
+    let mut rate = Metric::rate(&format!("spawn_rate_per_core_{}k", n / 1000), n, elapsed);
     rate.method = Some(format!(
         "{n} processes spawned by {spawners} tasks at once, one per worker thread"
     ));

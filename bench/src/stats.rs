@@ -86,6 +86,16 @@ impl Metric {
         }
     }
 
+    /// The rate of `count` things done in `elapsed`, per second.
+    pub fn rate(name: &str, count: usize, elapsed: Duration) -> Self {
+        Self::value(
+            name,
+            "per_s",
+            count as f64 / elapsed.as_secs_f64(),
+            count as u64,
+        )
+    }
+
     /// A rate measured in several rounds: their median, with their spread.
     pub fn median_rate(name: &str, unit: &str, rates: &[f64], n: u64) -> Self {
         let (median, rounds) = Rounds::median_of(rates);

@@ -1,10 +1,11 @@
 //! The floors: what wasmtime alone does with the kv, on a node's own engine, measured in the
 //! same run as the host's figures that they bound.
 //!
-//! Two of the issue's goals have not moved under any change to the host: the spawn rate and
-//! the cast throughput. A floor takes the host out of such a figure. A spawn without the
-//! host is an instantiation and an `init`; a cast without it is a `handle-cast` call, one
-//! after another on one instance. Both call as the host does (asynchronously, on a fiber
+//! Three of the issue's goals have not moved under any change to the host: the spawn rate,
+//! the cast throughput and the tail under swaps. A floor takes the host out of such a
+//! figure. A spawn without the host is an instantiation and an `init`; a cast without it is
+//! a `handle-cast` call, one after another on one instance; the tail's load without it is
+//! the same clients taking turns to call one instance's `handle-call`. Both call as the host does (asynchronously, on a fiber
 //! that yields at each epoch tick), on the node's engine and instance pool, with the
 //! component the node compiled. They leave out all that is the host's: the WASI context and
 //! the host API (every import traps here; the kv calls none in these exports), the store's
@@ -14,17 +15,18 @@
 //! instantiation or another contract.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use hotswap::ModuleVersion;
+use tokio::sync::Mutex;
 use tokio::task::JoinSet;
 use wasmtime::Store;
 use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, TypedFunc,
 };
 
-use crate::scenarios::{ROUNDS, get, put};
+use crate::scenarios::{LoadClients, ROUNDS, ServesCalls, get, put};
 use crate::turns::TakesTurns;
 use hotswap_bench::stats::Metric;
 
@@ -260,6 +262,47 @@ impl TakesTurns for Casts {
     }
 }
 
+/// One instance shared by a load's clients without the host: each call holds it alone, in
+/// the order the clients asked for it (tokio's `Mutex` is fair), as a process serves one
+/// message at a time.
+#[derive(Clone)]
+struct SharedInstance {
+    store: Arc<Mutex<Store<()>>>,
+    handle_call: TypedFunc<(Vec<u8>, u64), (Reply,)>,
+}
+
+impl ServesCalls for SharedInstance {
+    async fn call(&self, request: Vec<u8>) -> Option<Vec<u8>> {
+        let mut store = self.store.lock().await;
+        let called = self.handle_call.call_async(&mut *store, (request, 0)).await;
+        let (reply,) = called.ok()?;
+        reply.ok()
+    }
+}
+
+/// Call latency under the load of `scenarios::latency_under_load` (its 4 clients, the same
+/// puts and checks) for `duration`, served by wasmtime alone: the clients share one
+/// instance of `version` and call its `handle-call` on their own tasks, one at a time.
+pub async fn latency_under_load(version: &ModuleVersion, duration: Duration) -> Result<Metric> {
+    let floor = Floor::new(version)?;
+    let mut spawned = floor.spawn().await?;
+    let handle_call = spawned.export(floor.handle_call, "handle-call")?;
+    let shared = SharedInstance {
+        store: Arc::new(Mutex::new(spawned.store)),
+        handle_call,
+    };
+    let (mut samples, lost) = LoadClients::start(shared, duration).finish().await?;
+    let mut metric = Metric::latency("latency_under_load_wasmtime_alone", &mut samples);
+    metric.lost = Some(lost);
+    metric.swaps = Some(0);
+    metric.method = Some(
+        "the 4 clients of latency_under_load calling handle-call with wasmtime alone (no \
+         mailbox, no process), on one instance they take turns to hold"
+            .into(),
+    );
+    Ok(metric)
+}
+
 /// Empty guest calls per second: `vsn`, which returns a constant string, called
 /// asynchronously in a loop on one instance by wasmtime alone, `n` times in each of
 /// [`ROUNDS`] rounds; the median round's rate. It is the price of entering the guest at
@@ -353,5 +396,15 @@ mod tests {
         assert!(metric.value.is_some_and(|r| r > 0.0), "{metric:?}");
         let calls = empty_call_rate(&kv, 100).await.expect("vsn");
         assert_eq!(calls.n, Some(100 * ROUNDS as u64));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tail_floor_loses_no_call_of_its_four_clients() {
+        let (_node, kv) = kv_on_a_pool_of(4).await;
+        let load = latency_under_load(&kv, Duration::from_millis(200)).await;
+        let load = load.expect("served");
+        assert_eq!(load.lost, Some(0), "{load:?}");
+        assert!(load.n.is_some_and(|n| n >= 4), "{load:?}");
+        assert!(load.p999.is_some(), "{load:?}");
     }
 }

@@ -255,33 +255,12 @@ pub async fn latency_under_load(
         "latency_under_load"
     };
     let target = spawn_kv(node, v0, name, Policy::default()).await?;
-    // Made before the clock starts: writing a buffer's pages takes milliseconds.
-    let capacity = SAMPLES_PER_CLIENT_SECOND * duration.as_secs().max(1) as usize;
-    let buffers: Vec<_> = (0..4).map(|_| sample_buffer(capacity)).collect();
-    let deadline = Instant::now() + duration;
-    let mut clients = Vec::new();
-    for (client, mut samples) in buffers.into_iter().enumerate() {
-        let (node, target) = (node.clone(), target.clone());
-        clients.push(tokio::spawn(async move {
-            let key = format!("c{client}");
-            let (mut lost, mut n) = (0u64, 0u64);
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let reply = node.call(&target, put(&key, n), CALL_TIMEOUT).await;
-                samples.push(t.elapsed());
-                let expected = if n == 0 {
-                    "null".to_string()
-                } else {
-                    (n - 1).to_string()
-                };
-                if reply.ok().as_deref() != Some(expected.as_bytes()) {
-                    lost += 1;
-                }
-                n += 1;
-            }
-            (samples, lost)
-        }));
-    }
+    let process = Process {
+        node: node.clone(),
+        target: target.clone(),
+    };
+    let clients = LoadClients::start(process, duration);
+    let deadline = clients.deadline;
     let (mut swapped, mut classic) = (0u64, 0u64);
     if swaps {
         let mut ticker = tokio::time::interval(SWAP_EVERY);
@@ -295,12 +274,7 @@ pub async fn latency_under_load(
             swapped += 1;
         }
     }
-    let (mut samples, mut lost) = (Vec::new(), 0);
-    for client in clients {
-        let (s, l) = client.await?;
-        samples.extend(s);
-        lost += l;
-    }
+    let (mut samples, lost) = clients.finish().await?;
     node.stop(&target, "bench done").await?;
     let mut metric = Metric::latency(name, &mut samples);
     metric.lost = Some(lost);
@@ -312,6 +286,83 @@ pub async fn latency_under_load(
         ));
     }
     Ok(metric)
+}
+
+/// What serves the calls of a load: a process, or, for a floor, an instance without the host.
+pub(crate) trait ServesCalls: Clone + Send + 'static {
+    /// One call: its reply, or `None` when it failed.
+    fn call(&self, request: Vec<u8>) -> impl Future<Output = Option<Vec<u8>>> + Send;
+}
+
+/// A process of a node, called from outside it.
+#[derive(Clone)]
+struct Process {
+    node: Node,
+    target: ProcessRef,
+}
+
+impl ServesCalls for Process {
+    async fn call(&self, request: Vec<u8>) -> Option<Vec<u8>> {
+        let reply = self.node.call(&self.target, request, CALL_TIMEOUT).await;
+        reply.ok()
+    }
+}
+
+/// The 4 clients of [`latency_under_load`] (and of its floor, `floor::latency_under_load`):
+/// each puts its own counter, one call after another until the run's end, and checks that
+/// the previous value comes back; each call's latency is a sample.
+pub(crate) struct LoadClients {
+    clients: Vec<tokio::task::JoinHandle<(Vec<Duration>, u64)>>,
+    /// When the clients make their last call.
+    pub(crate) deadline: Instant,
+}
+
+impl LoadClients {
+    /// Starts the clients, calling `server` for `duration` from now.
+    pub(crate) fn start(server: impl ServesCalls, duration: Duration) -> Self {
+        // Made before the clock starts: writing a buffer's pages takes milliseconds.
+        let capacity = SAMPLES_PER_CLIENT_SECOND * duration.as_secs().max(1) as usize;
+        let buffers: Vec<_> = (0..4).map(|_| sample_buffer(capacity)).collect();
+        let deadline = Instant::now() + duration;
+        let clients = buffers
+            .into_iter()
+            .enumerate()
+            .map(|(client, mut samples)| {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let key = format!("c{client}");
+                    let (mut lost, mut n) = (0u64, 0u64);
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let reply = server.call(put(&key, n)).await;
+                        samples.push(t.elapsed());
+                        let expected = if n == 0 {
+                            "null".to_string()
+                        } else {
+                            (n - 1).to_string()
+                        };
+                        if reply.as_deref() != Some(expected.as_bytes()) {
+                            lost += 1;
+                        }
+                        n += 1;
+                    }
+                    (samples, lost)
+                })
+            })
+            .collect();
+        Self { clients, deadline }
+    }
+
+    /// Every client's samples, and how many of their calls were lost, once all have ended.
+    pub(crate) async fn finish(self) -> Result<(Vec<Duration>, u64)> {
+        let (mut samples, mut lost) = (Vec::new(), 0);
+        for client in self.clients {
+            let (s, l) = client.await?;
+            samples.extend(s);
+            lost += l;
+        }
+        Ok((samples, lost))
+    }
 }
 
 /// How long an idle process waits before it hibernates, in the hibernating runs.

@@ -5,19 +5,21 @@
 //! the cast throughput and the tail under swaps. A floor takes the host out of such a
 //! figure. A spawn without the host is an instantiation and an `init`; a cast without it is
 //! a `handle-cast` call, one after another on one instance; the tail's load without it is
-//! the same clients taking turns to call one instance's `handle-call`. Both call as the host does (asynchronously, on a fiber
-//! that yields at each epoch tick), on the node's engine and instance pool, with the
-//! component the node compiled. They leave out all that is the host's: the WASI context and
-//! the host API (every import traps here; the kv calls none in these exports), the store's
-//! limits and time budgets, the mailbox, the registry and the process's task. A host figure
-//! cannot pass its floor by more than the machine's noise: when the floor falls short of a
-//! goal, no change to the host can meet it, and the goal needs a faster guest, a cheaper
-//! instantiation or another contract.
+//! the same clients taking turns to call one instance's `handle-call`. Every floor calls as
+//! the host does: asynchronously, on a fiber, with the store's epoch deadline set one tick
+//! ahead before each call, so that a call yields when an epoch tick falls within it. It
+//! runs on the node's engine and instance pool, with the component the node compiled, and
+//! leaves out all that is the host's: the WASI context and the host API (every import traps
+//! here; kv v0 calls none in these exports), the store's limits and time budgets, the
+//! mailbox, the registry and the process's task. A host figure cannot pass its floor by
+//! more than the machine's noise: when the floor falls short of a goal, no change to the
+//! host can meet it, and the goal needs a faster guest, a cheaper instantiation or another
+//! contract.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use hotswap::ModuleVersion;
 use tokio::sync::Mutex;
 use tokio::task::JoinSet;
@@ -26,7 +28,8 @@ use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, TypedFunc,
 };
 
-use crate::scenarios::{LoadClients, ROUNDS, ServesCalls, get, put};
+use crate::load::{LoadClients, ServesCalls};
+use crate::scenarios::{ROUNDS, get, round_of_puts, warm_up_puts};
 use crate::turns::TakesTurns;
 use hotswap_bench::stats::Metric;
 
@@ -34,8 +37,16 @@ use hotswap_bench::stats::Metric;
 const SERVER: &str = "hotswap:otp/server";
 
 /// A wasmtime error as an `anyhow` one, saying what was being done.
-fn wasm(doing: &'static str) -> impl Fn(wasmtime::Error) -> anyhow::Error {
+fn wasmtime_error(doing: &'static str) -> impl Fn(wasmtime::Error) -> anyhow::Error {
     move |error| anyhow!("{doing}: {error:#}")
+}
+
+/// `store`, with its epoch deadline one tick ahead, as the host arms a store before each
+/// call (`host/src/process/instance.rs`, `arm`): the call yields only when an epoch tick
+/// falls within it.
+fn armed(store: &mut Store<()>) -> &mut Store<()> {
+    store.set_epoch_deadline(1);
+    store
 }
 
 /// The kv of one node, ready to instantiate without the host.
@@ -75,15 +86,23 @@ impl Spawned {
 impl Floor {
     /// `version`'s component on its node's engine, with every import a trap.
     fn new(version: &ModuleVersion) -> Result<Self> {
+        // A store of code that counts fuel would need fuel before each call, as the host
+        // gives it; the floors measure a node that counts none, as the bench's are.
+        ensure!(
+            !version.counts_fuel(),
+            "the floors need a node without fuel; {} {} counts it",
+            version.name,
+            version.vsn
+        );
         let component = version.component();
         let engine = version.engine();
         let mut linker = Linker::new(engine);
         linker
             .define_unknown_imports_as_traps(component)
-            .map_err(wasm("linking traps for the host's imports"))?;
+            .map_err(wasmtime_error("linking traps for the host's imports"))?;
         let pre = linker
             .instantiate_pre(component)
-            .map_err(wasm("pre-instantiating"))?;
+            .map_err(wasmtime_error("pre-instantiating"))?;
         let server = component
             .component_type()
             .exports(engine)
@@ -112,19 +131,20 @@ impl Floor {
     /// spawn makes, without the host.
     async fn spawn(&self) -> Result<Spawned> {
         let mut store = Store::new(self.pre.engine(), ());
-        // As the host's deadline callback does within a call's budget.
+        // Past its deadline, a call yields and goes on, as the host's deadline callback
+        // does within a call's budget.
         store.epoch_deadline_async_yield_and_update(1);
         let instance = self
             .pre
-            .instantiate_async(&mut store)
+            .instantiate_async(armed(&mut store))
             .await
-            .map_err(wasm("instantiating"))?;
+            .map_err(wasmtime_error("instantiating"))?;
         let mut spawned = Spawned { store, instance };
         let init = spawned.export::<(&[u8],), (Result<(), String>,)>(self.init, "init")?;
         let (initialised,) = init
-            .call_async(&mut spawned.store, (&[],))
+            .call_async(armed(&mut spawned.store), (&[],))
             .await
-            .map_err(wasm("init"))?;
+            .map_err(wasmtime_error("init"))?;
         initialised.map_err(|reason| anyhow!("init refused: {reason}"))?;
         Ok(spawned)
     }
@@ -180,9 +200,9 @@ pub async fn spawn_rate_per_core(version: &ModuleVersion, n: usize) -> Result<Me
 }
 
 /// Casts served by wasmtime alone, round by round: `n` puts a round, each a `handle-cast`
-/// call on one instance, the same messages as `scenarios::cast_throughput` sends, after the
-/// same warm-up. Each round ends, as there, with a `handle-call` that reads its last put
-/// back, so a round that served nothing fails.
+/// call on one instance, the same messages as `scenarios::cast_throughput` sends
+/// (`round_of_puts`), after the same warm-up. Each round ends, as there, with a
+/// `handle-call` that reads its last put back, so a round that served nothing fails.
 pub struct Casts {
     store: Store<()>,
     handle_cast: TypedFunc<(Vec<u8>,), ()>,
@@ -203,9 +223,10 @@ impl Casts {
             handle_call,
             n,
         };
-        for i in 0..n / 10 {
-            casts.cast(put("k", i as u64)).await?;
+        for message in warm_up_puts(n) {
+            casts.cast(message).await?;
         }
+        casts.get().await?;
         Ok(casts)
     }
 
@@ -213,9 +234,19 @@ impl Casts {
     /// process's.
     async fn cast(&mut self, message: Vec<u8>) -> Result<()> {
         self.handle_cast
-            .call_async(&mut self.store, (message,))
+            .call_async(armed(&mut self.store), (message,))
             .await
-            .map_err(wasm("handle-cast"))
+            .map_err(wasmtime_error("handle-cast"))
+    }
+
+    /// The value put last, read back with a `handle-call`.
+    async fn get(&mut self) -> Result<Vec<u8>> {
+        let (read,) = self
+            .handle_call
+            .call_async(armed(&mut self.store), (get("k"), 0))
+            .await
+            .map_err(wasmtime_error("handle-call"))?;
+        read.map_err(|reason| anyhow!("the get was refused: {reason}"))
     }
 
     /// The figure of `rates`, the rounds' rates: their median.
@@ -238,25 +269,19 @@ impl Casts {
 
 impl TakesTurns for Casts {
     async fn turn(&mut self, round: usize) -> Result<f64> {
-        // Each round puts values no earlier round did, so that reading its last one back
-        // says that this round's casts were all served.
-        let first = (round * self.n) as u64;
-        let last = first + self.n as u64 - 1;
-        let messages: Vec<Vec<u8>> = (first..=last).map(|i| put("k", i)).collect();
-        let request = get("k");
+        let (puts, last) = round_of_puts(round, self.n);
         let started = Instant::now();
-        for message in messages {
+        for message in puts {
             self.cast(message).await?;
         }
-        let (read,) = self
-            .handle_call
-            .call_async(&mut self.store, (request, 0))
-            .await
-            .map_err(wasm("handle-call"))?;
+        let read = self.get().await?;
         let elapsed = started.elapsed();
-        let read = read.map_err(|reason| anyhow!("the get was refused: {reason}"))?;
-        if read != last.to_string().into_bytes() {
-            bail!("the last put of round {round} is not the one read back");
+        if read != last {
+            bail!(
+                "round {round} read back {:?}, not its last put {:?}",
+                String::from_utf8_lossy(&read),
+                String::from_utf8_lossy(&last)
+            );
         }
         Ok(self.n as f64 / elapsed.as_secs_f64())
     }
@@ -272,16 +297,16 @@ struct SharedInstance {
 }
 
 impl ServesCalls for SharedInstance {
-    async fn call(&self, request: Vec<u8>) -> Option<Vec<u8>> {
+    async fn call(&self, request: Vec<u8>) -> Result<Vec<u8>, String> {
         let mut store = self.store.lock().await;
-        let called = self.handle_call.call_async(&mut *store, (request, 0)).await;
-        let (reply,) = called.ok()?;
-        reply.ok()
+        let called = self.handle_call.call_async(armed(&mut store), (request, 0));
+        let (reply,) = called.await.map_err(|error| format!("{error:#}"))?;
+        reply
     }
 }
 
-/// Call latency under the load of `scenarios::latency_under_load` (its 4 clients, the same
-/// puts and checks) for `duration`, served by wasmtime alone: the clients share one
+/// Call latency under the load of `scenarios::latency_under_load` (the same clients, puts
+/// and checks: `load.rs`) for `duration`, served by wasmtime alone: the clients share one
 /// instance of `version` and call its `handle-call` on their own tasks, one at a time.
 pub async fn latency_under_load(version: &ModuleVersion, duration: Duration) -> Result<Metric> {
     let floor = Floor::new(version)?;
@@ -291,44 +316,54 @@ pub async fn latency_under_load(version: &ModuleVersion, duration: Duration) -> 
         store: Arc::new(Mutex::new(spawned.store)),
         handle_call,
     };
-    let (mut samples, lost) = LoadClients::start(shared, duration).finish().await?;
-    let mut metric = Metric::latency("latency_under_load_wasmtime_alone", &mut samples);
-    metric.lost = Some(lost);
+    let served = LoadClients::start(shared, duration).finish().await?;
+    let mut metric = served.metric("latency_under_load_wasmtime_alone");
     metric.swaps = Some(0);
     metric.method = Some(
-        "the 4 clients of latency_under_load calling handle-call with wasmtime alone (no \
+        "the clients of latency_under_load calling handle-call with wasmtime alone (no \
          mailbox, no process), on one instance they take turns to hold"
             .into(),
     );
     Ok(metric)
 }
 
-/// Empty guest calls per second: `vsn`, which returns a constant string, called
+/// Calls of the cheapest export per second: `vsn`, which returns a constant string, called
 /// asynchronously in a loop on one instance by wasmtime alone, `n` times in each of
-/// [`ROUNDS`] rounds; the median round's rate. It is the price of entering the guest at
-/// all, which the contract makes every cast pay: one `handle-cast` call per message.
-pub async fn empty_call_rate(version: &ModuleVersion, n: usize) -> Result<Metric> {
+/// [`ROUNDS`] rounds after as many to warm up; the median round's rate. It is about the
+/// least that entering the guest costs, which the contract makes every cast pay: one
+/// `handle-cast` call per message.
+pub async fn cheapest_call_rate(version: &ModuleVersion, n: usize) -> Result<Metric> {
     let floor = Floor::new(version)?;
     let mut spawned = floor.spawn().await?;
     let vsn = spawned.export::<(), (String,)>(floor.vsn, "vsn")?;
     let store = &mut spawned.store;
     let mut rates = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
+    let mut answered = String::new();
+    for round in 0..=ROUNDS {
         let started = Instant::now();
         for _ in 0..n {
-            vsn.call_async(&mut *store, ()).await.map_err(wasm("vsn"))?;
+            let called = vsn.call_async(armed(store), ()).await;
+            (answered,) = called.map_err(wasmtime_error("vsn"))?;
         }
-        rates.push(n as f64 / started.elapsed().as_secs_f64());
+        // Round 0 warms up.
+        if round > 0 {
+            rates.push(n as f64 / started.elapsed().as_secs_f64());
+        }
     }
+    ensure!(
+        answered == *version.vsn,
+        "vsn answered {answered:?}, where the node loaded {:?}",
+        version.vsn
+    );
     let mut metric = Metric::median_rate(
-        "empty_call_wasmtime_alone",
+        "cheapest_call_wasmtime_alone",
         "per_s",
         &rates,
         (n * ROUNDS) as u64,
     );
     metric.method = Some(
         "vsn (a constant string) called asynchronously in a loop on one instance, with \
-         wasmtime alone: the price of entering the guest once"
+         wasmtime alone: about the least that entering the guest costs"
             .into(),
     );
     Ok(metric)
@@ -364,11 +399,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_spawn_floor_holds_every_instance_until_the_last_is_made() {
         let (_node, kv) = kv_on_a_pool_of(8).await;
-        let rate = spawn_rate_per_core(&kv, 8)
+        spawn_rate_per_core(&kv, 8)
             .await
             .expect("8 instances in 8 slots");
-        assert_eq!(rate.n, Some(8));
-        assert!(rate.value.is_some_and(|r| r > 0.0), "{rate:?}");
         // Held at once, a ninth finds no slot: a floor that dropped its instances as it went
         // would not be measuring what a spawn leaves behind.
         let error = spawn_rate_per_core(&kv, 9)
@@ -379,32 +412,30 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_cast_floor_serves_every_put_of_every_round() {
+    async fn the_cast_floor_reads_back_the_last_put_of_every_round() {
         let (_node, kv) = kv_on_a_pool_of(4).await;
         let mut casts = Casts::new(&kv, 100).await.expect("warmed up");
-        let mut rates = Vec::new();
         for round in 0..3 {
-            rates.push(
-                casts
-                    .turn(round)
-                    .await
-                    .expect("the round's last put read back"),
-            );
+            casts
+                .turn(round)
+                .await
+                .expect("the round's last put read back");
         }
-        let metric = casts.metric(&rates);
-        assert_eq!(metric.n, Some(300));
-        assert!(metric.value.is_some_and(|r| r > 0.0), "{metric:?}");
-        let calls = empty_call_rate(&kv, 100).await.expect("vsn");
-        assert_eq!(calls.n, Some(100 * ROUNDS as u64));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_tail_floor_loses_no_call_of_its_four_clients() {
+    async fn the_cheapest_call_answers_the_loaded_version() {
+        let (_node, kv) = kv_on_a_pool_of(4).await;
+        let calls = cheapest_call_rate(&kv, 10).await.expect("vsn answered");
+        assert_eq!(calls.name, "cheapest_call_wasmtime_alone");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tail_floor_loses_no_call_of_its_clients() {
         let (_node, kv) = kv_on_a_pool_of(4).await;
         let load = latency_under_load(&kv, Duration::from_millis(200)).await;
         let load = load.expect("served");
         assert_eq!(load.lost, Some(0), "{load:?}");
-        assert!(load.n.is_some_and(|n| n >= 4), "{load:?}");
         assert!(load.p999.is_some(), "{load:?}");
     }
 }

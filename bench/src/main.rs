@@ -4,6 +4,7 @@
 
 mod beam;
 mod floor;
+mod load;
 mod memory;
 mod report;
 mod scenarios;
@@ -97,7 +98,7 @@ async fn main() -> Result<()> {
         for metric in scenarios::cast_throughput(&node, &v0, 200_000 / scale).await? {
             record(metric);
         }
-        record(floor::empty_call_rate(&v0, 200_000 / scale).await?);
+        record(floor::cheapest_call_rate(&v0, 200_000 / scale).await?);
     }
 
     if args.runs("swaps") {

@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::floor;
+use crate::load::{LoadClients, Process};
 use crate::memory::{available_bytes, proportional_bytes, resident_bytes, trim_allocator};
 use crate::turns::{self, TakesTurns};
 use hotswap_bench::stats::{Metric, Rounds, sample_buffer};
@@ -131,50 +132,81 @@ pub async fn cast_throughput(
     version: &ModuleVersion,
     n: usize,
 ) -> Result<[Metric; 2]> {
+    let mut floor = floor::Casts::new(version, n).await?;
     let policy = Policy {
         mailbox_capacity: n + 16,
         ..Policy::default()
     };
     let target = spawn_kv(node, version, "casts", policy).await?;
-    // Warmed up as the BEAM's side is: a tenth as many casts, and a call.
-    for i in 0..n / 10 {
-        node.cast(&target, put("k", i as u64))?;
-    }
-    node.call(&target, get("k"), Duration::from_secs(120))
-        .await?;
-    let mut casts = Casts { node, target, n };
-    let mut floor = floor::Casts::new(version, n).await?;
-    let (rates, floor_rates) = turns::alternate(&mut casts, &mut floor, ROUNDS).await?;
+    let mut casts = ProcessCasts { node, target, n };
+    let turns = casts.warm_up().await;
+    let turns = match turns {
+        Ok(()) => turns::alternate(&mut casts, &mut floor, ROUNDS).await,
+        Err(error) => Err(error),
+    };
+    // Stopped whatever the turns came to: the next measurement must not meet it.
     node.stop(&casts.target, "bench done").await?;
+    let (rates, floor_rates) = turns?;
     let ours = Metric::median_rate("cast_throughput", "per_s", &rates, (n * ROUNDS) as u64);
     Ok([ours, floor.metric(&floor_rates)])
 }
 
+/// The puts of cast round `round` (from 0) of `n` casts: values that no earlier round put,
+/// so that reading the last one back says that the round's casts were all served. With the
+/// last value, as the reply a `get` then expects.
+pub(crate) fn round_of_puts(round: usize, n: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let first = (round * n) as u64;
+    let last = first + n as u64 - 1;
+    let puts = (first..=last).map(|i| put("k", i)).collect();
+    (puts, last.to_string().into_bytes())
+}
+
+/// The puts a cast measurement warms up with, as the BEAM's side does: a tenth as many
+/// casts as a round has, then a call.
+pub(crate) fn warm_up_puts(n: usize) -> impl Iterator<Item = Vec<u8>> {
+    (0..n / 10).map(|i| put("k", i as u64))
+}
+
+/// How long the call that ends a round of casts may wait for them to be served.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Rounds of `n` casts to one process.
-struct Casts<'n> {
+struct ProcessCasts<'n> {
     node: &'n Node,
     target: ProcessRef,
     n: usize,
 }
 
-impl TakesTurns for Casts<'_> {
+impl ProcessCasts<'_> {
+    async fn warm_up(&self) -> Result<()> {
+        for message in warm_up_puts(self.n) {
+            self.node.cast(&self.target, message)?;
+        }
+        self.node
+            .call(&self.target, get("k"), ROUND_TIMEOUT)
+            .await?;
+        Ok(())
+    }
+}
+
+impl TakesTurns for ProcessCasts<'_> {
     async fn turn(&mut self, round: usize) -> Result<f64> {
-        // Each round puts values no earlier round did, so that reading its last one back
-        // says that this round's casts were all served.
-        let first = (round * self.n) as u64;
-        let last = first + self.n as u64 - 1;
-        let messages: Vec<Vec<u8>> = (first..=last).map(|i| put("k", i)).collect();
+        let (puts, last) = round_of_puts(round, self.n);
         let started = Instant::now();
-        for message in messages {
+        for message in puts {
             self.node.cast(&self.target, message)?;
         }
         let read = self
             .node
-            .call(&self.target, get("k"), Duration::from_secs(120))
+            .call(&self.target, get("k"), ROUND_TIMEOUT)
             .await?;
         let elapsed = started.elapsed();
-        if read != last.to_string().into_bytes() {
-            bail!("casts were lost: the last put is not the one read");
+        if read != last {
+            bail!(
+                "casts were lost: round {round} read back {:?}, not its last put {:?}",
+                String::from_utf8_lossy(&read),
+                String::from_utf8_lossy(&last)
+            );
         }
         Ok(self.n as f64 / elapsed.as_secs_f64())
     }
@@ -234,10 +266,6 @@ pub async fn swap_pause(
 /// How often [`latency_under_load`] swaps the process, when it does.
 pub const SWAP_EVERY: Duration = Duration::from_millis(10);
 
-/// The samples each client of [`latency_under_load`] has room for, per second of the run:
-/// nearly three times the most one has made (about 72,000 a second, 360,000 in a 5 s run).
-const SAMPLES_PER_CLIENT_SECOND: usize = 200_000;
-
 /// Call latency from 4 clients, each putting its own counter and checking that the
 /// previous value comes back, for `duration`; with `swaps`, while the process is swapped
 /// between `v0` and `v1` every [`SWAP_EVERY`] (`latency_under_swaps`), else on `v0` alone
@@ -274,10 +302,9 @@ pub async fn latency_under_load(
             swapped += 1;
         }
     }
-    let (mut samples, lost) = clients.finish().await?;
+    let served = clients.finish().await?;
     node.stop(&target, "bench done").await?;
-    let mut metric = Metric::latency(name, &mut samples);
-    metric.lost = Some(lost);
+    let mut metric = served.metric(name);
     metric.swaps = Some(swapped);
     if swaps {
         metric.method = Some(format!(
@@ -286,83 +313,6 @@ pub async fn latency_under_load(
         ));
     }
     Ok(metric)
-}
-
-/// What serves the calls of a load: a process, or, for a floor, an instance without the host.
-pub(crate) trait ServesCalls: Clone + Send + 'static {
-    /// One call: its reply, or `None` when it failed.
-    fn call(&self, request: Vec<u8>) -> impl Future<Output = Option<Vec<u8>>> + Send;
-}
-
-/// A process of a node, called from outside it.
-#[derive(Clone)]
-struct Process {
-    node: Node,
-    target: ProcessRef,
-}
-
-impl ServesCalls for Process {
-    async fn call(&self, request: Vec<u8>) -> Option<Vec<u8>> {
-        let reply = self.node.call(&self.target, request, CALL_TIMEOUT).await;
-        reply.ok()
-    }
-}
-
-/// The 4 clients of [`latency_under_load`] (and of its floor, `floor::latency_under_load`):
-/// each puts its own counter, one call after another until the run's end, and checks that
-/// the previous value comes back; each call's latency is a sample.
-pub(crate) struct LoadClients {
-    clients: Vec<tokio::task::JoinHandle<(Vec<Duration>, u64)>>,
-    /// When the clients make their last call.
-    pub(crate) deadline: Instant,
-}
-
-impl LoadClients {
-    /// Starts the clients, calling `server` for `duration` from now.
-    pub(crate) fn start(server: impl ServesCalls, duration: Duration) -> Self {
-        // Made before the clock starts: writing a buffer's pages takes milliseconds.
-        let capacity = SAMPLES_PER_CLIENT_SECOND * duration.as_secs().max(1) as usize;
-        let buffers: Vec<_> = (0..4).map(|_| sample_buffer(capacity)).collect();
-        let deadline = Instant::now() + duration;
-        let clients = buffers
-            .into_iter()
-            .enumerate()
-            .map(|(client, mut samples)| {
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let key = format!("c{client}");
-                    let (mut lost, mut n) = (0u64, 0u64);
-                    while Instant::now() < deadline {
-                        let t = Instant::now();
-                        let reply = server.call(put(&key, n)).await;
-                        samples.push(t.elapsed());
-                        let expected = if n == 0 {
-                            "null".to_string()
-                        } else {
-                            (n - 1).to_string()
-                        };
-                        if reply.as_deref() != Some(expected.as_bytes()) {
-                            lost += 1;
-                        }
-                        n += 1;
-                    }
-                    (samples, lost)
-                })
-            })
-            .collect();
-        Self { clients, deadline }
-    }
-
-    /// Every client's samples, and how many of their calls were lost, once all have ended.
-    pub(crate) async fn finish(self) -> Result<(Vec<Duration>, u64)> {
-        let (mut samples, mut lost) = (Vec::new(), 0);
-        for client in self.clients {
-            let (s, l) = client.await?;
-            samples.extend(s);
-            lost += l;
-        }
-        Ok((samples, lost))
-    }
 }
 
 /// How long an idle process waits before it hibernates, in the hibernating runs.

@@ -42,6 +42,12 @@ impl ModuleVersion {
         self.pre.instance_pre().component()
     }
 
+    /// Whether its code counts fuel (the node's `fuel` option): a store running it must be
+    /// given fuel before it can run anything.
+    pub fn counts_fuel(&self) -> bool {
+        self.counts_fuel
+    }
+
     /// What an operator sees of this version.
     pub fn info(&self) -> ModuleInfo {
         ModuleInfo {

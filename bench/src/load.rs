@@ -1,8 +1,7 @@
-//! The load under which the tail is measured: 4 clients, each putting its own counter one
-//! call after another and checking that the previous value comes back, against whatever
-//! serves the calls. `scenarios::latency_under_load` points them at a process (with swaps or
-//! without), `floor::latency_under_load` at one instance without the host; the clients are
-//! one piece so that the two loads cannot drift apart.
+//! The load under which the tail is measured (`scenarios::latency_under_load`): 4 clients,
+//! each putting its own counter into one process, one call after another, and checking that
+//! the previous value comes back; each call's latency is a sample, and a call that fails or
+//! reads back the wrong value is lost, with its cause kept.
 
 use std::time::{Duration, Instant};
 
@@ -22,20 +21,15 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// one has made (about 72,000 a second, 360,000 in a 5 s run).
 const SAMPLES_PER_CLIENT_SECOND: usize = 200_000;
 
-/// What serves the calls of a load: a process, or, for a floor, an instance without the host.
-pub trait ServesCalls: Clone + Send + 'static {
-    /// One call: its reply, or why it failed.
-    fn call(&self, request: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, String>> + Send;
-}
-
-/// A process of a node, called from outside it.
+/// The process a load's clients call.
 #[derive(Clone)]
 pub struct Process {
     pub node: Node,
     pub target: ProcessRef,
 }
 
-impl ServesCalls for Process {
+impl Process {
+    /// One call: its reply, or why it failed.
     async fn call(&self, request: Vec<u8>) -> Result<Vec<u8>, String> {
         let reply = self.node.call(&self.target, request, CALL_TIMEOUT).await;
         reply.map_err(|error| error.to_string())
@@ -73,8 +67,8 @@ pub struct LoadClients {
 }
 
 impl LoadClients {
-    /// Starts the clients, calling `server` for `duration` from now.
-    pub fn start(server: impl ServesCalls, duration: Duration) -> Self {
+    /// Starts the clients, calling `process` for `duration` from now.
+    pub fn start(process: &Process, duration: Duration) -> Self {
         // Made before the clock starts: writing a buffer's pages takes milliseconds.
         let capacity = SAMPLES_PER_CLIENT_SECOND * duration.as_secs().max(1) as usize;
         let buffers: Vec<_> = (0..CLIENTS).map(|_| sample_buffer(capacity)).collect();
@@ -82,7 +76,7 @@ impl LoadClients {
         let clients = buffers
             .into_iter()
             .enumerate()
-            .map(|(client, samples)| tokio::spawn(run(client, server.clone(), samples, deadline)))
+            .map(|(client, samples)| tokio::spawn(run(client, process.clone(), samples, deadline)))
             .collect();
         Self { clients, deadline }
     }
@@ -104,14 +98,9 @@ impl LoadClients {
     }
 }
 
-/// Client number `client`: puts its counter through `server` until `deadline`, recording
-/// each call's latency into `samples`.
-async fn run(
-    client: usize,
-    server: impl ServesCalls,
-    samples: Vec<Duration>,
-    deadline: Instant,
-) -> Served {
+/// Client number `client`: puts its counter into `process` until `deadline`, recording each
+/// call's latency into `samples`.
+async fn run(client: usize, process: Process, samples: Vec<Duration>, deadline: Instant) -> Served {
     let key = format!("c{client}");
     let mut served = Served {
         samples,
@@ -121,7 +110,7 @@ async fn run(
     let mut n = 0u64;
     while Instant::now() < deadline {
         let t = Instant::now();
-        let reply = server.call(put(&key, n)).await;
+        let reply = process.call(put(&key, n)).await;
         served.samples.push(t.elapsed());
         let expected = match n {
             0 => "null".to_string(),

@@ -152,11 +152,10 @@ async fn main() -> Result<()> {
             );
         }
         let under = Duration::from_secs(if args.quick { 1 } else { 5 });
-        // The same load without swaps first, for comparison with the tail under swaps, then
-        // its floor: the load on wasmtime alone.
-        record(scenarios::latency_under_load(&node, &v0, &v1, under, false).await?);
-        record(floor::latency_under_load(&v0, under).await?);
-        record(scenarios::latency_under_load(&node, &v0, &v1, under, true).await?);
+        // The same load without swaps first, for comparison with the tail under swaps.
+        for swaps in [false, true] {
+            record(scenarios::latency_under_load(&node, &v0, &v1, under, swaps).await?);
+        }
     }
 
     drop(node);

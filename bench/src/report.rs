@@ -164,12 +164,11 @@ pub fn goals(ours: &Run, beam: Option<&Run>, processes_ran: bool) -> Vec<Goal> {
     goal(
         format!(
             "p99.9 call latency under swaps <= BEAM / 10: {} vs {} us (the same load without \
-             swaps: ours {}, the BEAM's {}, wasmtime alone's {} us)",
+             swaps: ours {}, the BEAM's {} us)",
             fmt(a.and_then(|m| m.p999)),
             fmt(b.and_then(|m| m.p999).map(|b| b / 10.0)),
             p999_without_swaps(ours_of("latency_under_load")),
             p999_without_swaps(beam_of("latency_under_load")),
-            p999_without_swaps(ours_of("latency_under_load_wasmtime_alone")),
         ),
         a.and_then(|m| m.p999)
             .zip(b.and_then(|m| m.p999))

@@ -287,7 +287,7 @@ pub async fn latency_under_load(
         node: node.clone(),
         target: target.clone(),
     };
-    let clients = LoadClients::start(process, duration);
+    let clients = LoadClients::start(&process, duration);
     let deadline = clients.deadline;
     let (mut swapped, mut classic) = (0u64, 0u64);
     if swaps {

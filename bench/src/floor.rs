@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, anyhow, ensure};
 use hotswap::ModuleVersion;
 use tokio::task::JoinSet;
 use wasmtime::Store;
@@ -29,7 +29,7 @@ use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, TypedFunc,
 };
 
-use crate::scenarios::{ROUNDS, get, round_of_puts, warm_up_puts};
+use crate::scenarios::{ROUNDS, get, round_of_puts, round_rate, warm_up_puts};
 use crate::turns::TakesTurns;
 use hotswap_bench::stats::Metric;
 
@@ -275,15 +275,7 @@ impl TakesTurns for Casts {
             self.cast(message).await?;
         }
         let read = self.get().await?;
-        let elapsed = started.elapsed();
-        if read != last {
-            bail!(
-                "round {round} read back {:?}, not its last put {:?}",
-                String::from_utf8_lossy(&read),
-                String::from_utf8_lossy(&last)
-            );
-        }
-        Ok(self.n as f64 / elapsed.as_secs_f64())
+        round_rate(round, self.n, &read, &last, started.elapsed())
     }
 }
 

@@ -139,11 +139,11 @@ pub async fn cast_throughput(
     };
     let target = spawn_kv(node, version, "casts", policy).await?;
     let mut casts = ProcessCasts { node, target, n };
-    let turns = casts.warm_up().await;
-    let turns = match turns {
-        Ok(()) => turns::alternate(&mut casts, &mut floor, ROUNDS).await,
-        Err(error) => Err(error),
-    };
+    let turns = async {
+        casts.warm_up().await?;
+        turns::alternate(&mut casts, &mut floor, ROUNDS).await
+    }
+    .await;
     // Stopped whatever the turns came to: the next measurement must not meet it.
     node.stop(&casts.target, "bench done").await?;
     let (rates, floor_rates) = turns?;
@@ -159,6 +159,25 @@ pub(crate) fn round_of_puts(round: usize, n: usize) -> (Vec<Vec<u8>>, Vec<u8>) {
     let last = first + n as u64 - 1;
     let puts = (first..=last).map(|i| put("k", i)).collect();
     (puts, last.to_string().into_bytes())
+}
+
+/// The rate of cast round `round` of `n` casts, served in `elapsed`, once the `get` that
+/// ended it `read` back the round's `last` put; an error that says what it read otherwise.
+pub(crate) fn round_rate(
+    round: usize,
+    n: usize,
+    read: &[u8],
+    last: &[u8],
+    elapsed: Duration,
+) -> Result<f64> {
+    if read != last {
+        bail!(
+            "casts were lost: round {round} read back {:?}, not its last put {:?}",
+            String::from_utf8_lossy(read),
+            String::from_utf8_lossy(last)
+        );
+    }
+    Ok(n as f64 / elapsed.as_secs_f64())
 }
 
 /// The puts a cast measurement warms up with, as the BEAM's side does: a tenth as many
@@ -200,15 +219,7 @@ impl TakesTurns for ProcessCasts<'_> {
             .node
             .call(&self.target, get("k"), ROUND_TIMEOUT)
             .await?;
-        let elapsed = started.elapsed();
-        if read != last {
-            bail!(
-                "casts were lost: round {round} read back {:?}, not its last put {:?}",
-                String::from_utf8_lossy(&read),
-                String::from_utf8_lossy(&last)
-            );
-        }
-        Ok(self.n as f64 / elapsed.as_secs_f64())
+        round_rate(round, self.n, &read, &last, started.elapsed())
     }
 }
 

@@ -29,7 +29,7 @@ use wasmtime::component::{
     ComponentExportIndex, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, TypedFunc,
 };
 
-use crate::scenarios::{ROUNDS, get, round_of_puts, round_rate, warm_up_puts};
+use crate::scenarios::{ROUNDS, get, round_of_puts, round_rate, share_of, warm_up_puts};
 use crate::turns::TakesTurns;
 use hotswap_bench::stats::Metric;
 
@@ -175,8 +175,7 @@ pub async fn spawn_rate_per_core(version: &ModuleVersion, n: usize) -> Result<Me
     let mut at_work = JoinSet::new();
     for spawner in 0..spawners {
         let floor = floor.clone();
-        // The first spawners take the remainder, one each.
-        let share = n / spawners + usize::from(spawner < n % spawners);
+        let share = share_of(n, spawners, spawner);
         at_work.spawn(async move {
             let spawned = floor.spawn_share(share).await;
             spawned.with_context(|| format!("spawner {spawner}"))

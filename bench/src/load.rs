@@ -8,14 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use hotswap::{Node, ProcessRef};
 
-use crate::scenarios::put;
+use crate::scenarios::{CALL_TIMEOUT, put};
 use hotswap_bench::stats::{Metric, sample_buffer};
 
 /// How many clients a load has.
 const CLIENTS: usize = 4;
-
-/// How long a client waits for a reply before it counts the call lost.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The samples each client has room for, per second of the run: nearly three times the most
 /// one has made (about 72,000 a second, 360,000 in a 5 s run).

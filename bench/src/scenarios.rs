@@ -19,7 +19,8 @@ use crate::memory::{available_bytes, proportional_bytes, resident_bytes, trim_al
 use crate::turns::{self, TakesTurns};
 use hotswap_bench::stats::{Metric, Rounds, sample_buffer};
 
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call of the bench's may wait for its reply.
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn get(key: &str) -> Vec<u8> {
     json!({"op": "get", "key": key}).to_string().into_bytes()
@@ -473,8 +474,7 @@ pub async fn spawn_rate_per_core(node: &Node, version: &ModuleVersion, n: usize)
         let spec = SpawnSpec::new(&*version.name)
             .vsn(&*version.vsn)
             .policy(policy.clone());
-        // The first spawners take the remainder, one each.
-        let share = n / spawners + usize::from(spawner < n % spawners);
+        let share = share_of(n, spawners, spawner);
         spawners_at_work.spawn(async move {
             let mut pids = Vec::with_capacity(share);
             for _ in 0..share {
@@ -498,6 +498,12 @@ pub async fn spawn_rate_per_core(node: &Node, version: &ModuleVersion, n: usize)
     ));
     stop_and_settle(node, pids).await?;
     Ok(rate)
+}
+
+/// How many of `n` things spawner number `spawner` (from 0) of `spawners` makes: an equal
+/// share, and the first spawners one more each until the remainder is gone.
+pub(crate) fn share_of(n: usize, spawners: usize, spawner: usize) -> usize {
+    n / spawners + usize::from(spawner < n % spawners)
 }
 
 /// Load time of a component, each time by a new node as a node's start would be: cold
@@ -531,4 +537,18 @@ pub async fn load_times(language: &str, file: &Path, policy: &Policy) -> Result<
     }
     let _ = std::fs::remove_dir_all(&cache);
     Ok(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spawners_shares_add_up_and_the_first_take_the_remainder() {
+        let shares: Vec<usize> = (0..3)
+            .map(|spawner| share_of(100_000, 3, spawner))
+            .collect();
+        assert_eq!(shares, [33_334, 33_333, 33_333]);
+        assert_eq!((0..2).map(|s| share_of(9, 2, s)).sum::<usize>(), 9);
+    }
 }

@@ -37,6 +37,9 @@ enum Mode {
 
 const MODES: [Mode; 3] = [Mode::Hot, Mode::Flushed, Mode::Rehearsed];
 
+/// Rounds of each mode left out of the figures: they warm up the pool's slots.
+const WARM_UP_ROUNDS: usize = 10;
+
 fn wasmtime_error(doing: &'static str) -> impl Fn(wasmtime::Error) -> anyhow::Error {
     move |error| anyhow!("{doing}: {error:#}")
 }
@@ -102,6 +105,10 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .map_or(Ok(3_000), |n| n.parse())
         .context("ROUNDS is a count")?;
+    anyhow::ensure!(
+        rounds > WARM_UP_ROUNDS,
+        "ROUNDS must be over {WARM_UP_ROUNDS}: the first {WARM_UP_ROUNDS} warm up the pool"
+    );
     let node = Node::with_options(NodeOptions {
         allocation: Allocation::pooled(64, 64 << 20),
         ..NodeOptions::default()
@@ -119,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
         .map_err(wasmtime_error("pre-instantiating"))?;
     let mut buffer = vec![0u8; FLUSH_BYTES];
     let mut samples: [Vec<Duration>; 3] = Default::default();
-    for round in 0..rounds * MODES.len() {
+    for round in 0..rounds.saturating_mul(MODES.len()) {
         let mode = MODES[round % MODES.len()];
         let (mut store, call) = prepared(&pre).await?;
         if !matches!(mode, Mode::Hot) {
@@ -130,8 +137,7 @@ async fn main() -> anyhow::Result<()> {
             code_change(&mut spare, rehearsal).await?;
         }
         let took = code_change(&mut store, call).await?;
-        // The first rounds warm up the pool's slots.
-        if round >= 30 {
+        if round >= WARM_UP_ROUNDS * MODES.len() {
             samples[round % MODES.len()].push(took);
         }
     }

@@ -438,6 +438,19 @@ fn print_report(report: &SwapReport) {
         "  pause              {:>10}   (mailbox not served: {what})",
         human(report.pause)
     );
+    let code_change_when = if report.migrated_before_pause {
+        "before the pause"
+    } else {
+        "in the pause"
+    };
+    say!(
+        "  snapshot           {:>10}   (the old version writing its state, in the pause)",
+        human(report.snapshot)
+    );
+    say!(
+        "  code-change        {:>10}   (the new version adopting it, {code_change_when})",
+        human(report.code_change)
+    );
     say!(
         "  total              {:>10}   (load + instantiate + pause)",
         human(report.total)

@@ -29,7 +29,7 @@ use crate::error::SwapError;
 use crate::process::ProcessHandle;
 use crate::process::instance::GuestInstance;
 use crate::registry::NodeId;
-use crate::swap::{self, SwapOptions, SwapReport};
+use crate::swap::{self, Migration, SwapOptions, SwapReport};
 
 /// Where a process was when its state was read: messages served and swaps committed.
 /// `handled` is `None` when the state does not come from the process (`replace-state`).
@@ -63,24 +63,25 @@ pub(crate) struct Adoption {
     pub mark: Mark,
     pub options: SwapOptions,
     pub state_bytes: usize,
-    /// How long the mailbox already waited for this swap (the snapshot).
-    pub paused: Duration,
+    /// How long the two guest calls took: the snapshot, which the mailbox already waited
+    /// for, and the `code-change`, which it did not.
+    pub migration: Migration,
     pub queued: u64,
     pub requested_at: Instant,
 }
 
-/// Completes the report of a committed adoption: the pause is the snapshot's wait plus the
-/// commit's (`commit_took`), and what queued in either; logs it.
+/// Completes the report of a committed adoption: the pause is the snapshot's wait (the
+/// report's `snapshot`) plus the commit's (`commit_took`), and what queued in either; logs
+/// it.
 pub(crate) fn committed(
     node: NodeId,
     mut report: SwapReport,
-    paused: Duration,
     queued: u64,
     requested_at: Instant,
     commit_took: Duration,
     queued_at_commit: u64,
 ) -> SwapReport {
-    report.pause = paused + commit_took;
+    report.pause = report.snapshot + commit_took;
     report.queued_during_pause = queued + queued_at_commit;
     report.total = requested_at.elapsed();
     report.migrated_before_pause = true;
@@ -128,6 +129,7 @@ pub(crate) async fn swap(
         pause: paused,
         queued,
     } = snapshot;
+    let code_change_started = Instant::now();
     if let Err(error) = swap::migrate(
         &mut next,
         &from,
@@ -141,12 +143,16 @@ pub(crate) async fn swap(
         tracing::warn!(node = handle.status.node.0, pid = handle.pid(), module = %from.name, vsn = %from.vsn, %error, "swap refused");
         return Err(error);
     }
+    let migration = Migration {
+        snapshot: paused,
+        code_change: code_change_started.elapsed(),
+    };
     let adoption = Adoption {
         next,
         mark,
         options,
         state_bytes: state.len(),
-        paused,
+        migration,
         queued,
         requested_at,
     };

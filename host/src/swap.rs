@@ -74,6 +74,22 @@ pub struct SwapReport {
     /// commit only.
     #[serde(default)]
     pub migrated_before_pause: bool,
+    /// How long the old version's `snapshot` took, in the pause; zero when it did not run
+    /// (`replace-state`, or a hibernating process, whose state the node held).
+    #[serde(with = "micros", rename = "snapshot_us", default)]
+    pub snapshot: Duration,
+    /// How long the new version's `code-change` took: in the pause, or before it when
+    /// [`migrated_before_pause`](Self::migrated_before_pause).
+    #[serde(with = "micros", rename = "code_change_us", default)]
+    pub code_change: Duration,
+}
+
+/// How long the two guest calls that hand the state over took: the old version's
+/// `snapshot` (zero when it did not run) and the new version's `code-change`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Migration {
+    pub snapshot: Duration,
+    pub code_change: Duration,
 }
 
 /// A new instance that has accepted the state, waiting for the commit (or the abort) of
@@ -83,6 +99,7 @@ pub(crate) struct Staged {
     from: Arc<ModuleVersion>,
     direction: Direction,
     state_bytes: usize,
+    migration: Migration,
 }
 
 impl Staged {
@@ -91,12 +108,14 @@ impl Staged {
         from: Arc<ModuleVersion>,
         direction: Direction,
         state_bytes: usize,
+        migration: Migration,
     ) -> Self {
         Self {
             instance,
             from,
             direction,
             state_bytes,
+            migration,
         }
     }
 }
@@ -124,10 +143,11 @@ pub(crate) async fn stage(
         StageFailure { error, exit: None }
     };
 
-    let state = match options.state {
-        Some(state) => state,
+    let snapshot_started = Instant::now();
+    let (state, snapshot) = match options.state {
+        Some(state) => (state, Duration::ZERO),
         None => match actor.instance.snapshot(limit).await {
-            Ok(Ok(state)) => state,
+            Ok(Ok(state)) => (state, snapshot_started.elapsed()),
             Ok(Err(reason)) => return Err(refuse(snapshot_refused(pid, &from, reason), next)),
             Err(trap) => {
                 let mut failure = refuse(snapshot_trapped(pid, &from, &trap), next);
@@ -137,6 +157,7 @@ pub(crate) async fn stage(
         },
     };
 
+    let code_change_started = Instant::now();
     let error = match migrate(
         &mut next,
         &from,
@@ -148,12 +169,17 @@ pub(crate) async fn stage(
     .await
     {
         Ok(()) => {
-            return Ok(Staged {
-                instance: next,
+            let migration = Migration {
+                snapshot,
+                code_change: code_change_started.elapsed(),
+            };
+            return Ok(Staged::new(
+                next,
                 from,
-                direction: options.direction,
-                state_bytes: state.len(),
-            });
+                options.direction,
+                state.len(),
+                migration,
+            ));
         }
         Err(error) => error,
     };
@@ -224,21 +250,23 @@ pub(crate) fn commit(actor: &mut ProcessActor, staged: Staged) -> SwapReport {
         from,
         direction,
         state_bytes,
+        migration,
     } = staged;
     let to = instance.module().clone();
     let old = std::mem::replace(&mut actor.instance, instance);
     actor.retire(old);
-    record_commit(&actor.status, &from, &to, direction, state_bytes)
+    record_commit(&actor.status, &from, &to, direction, state_bytes, migration)
 }
 
-/// Records in `status` that the process now runs `to`, and reports it, with the timings
-/// left for the caller to fill in.
+/// Records in `status` that the process now runs `to`, and reports it, with the pause and
+/// the total left for the caller to fill in.
 pub(crate) fn record_commit(
     status: &ProcessStatus,
     from: &ModuleVersion,
     to: &Arc<ModuleVersion>,
     direction: Direction,
     state_bytes: usize,
+    migration: Migration,
 ) -> SwapReport {
     status.set_running(to.clone());
     status.commits.fetch_add(1, Ordering::AcqRel);
@@ -254,6 +282,8 @@ pub(crate) fn record_commit(
         queued_during_pause: 0,
         state_bytes,
         migrated_before_pause: false,
+        snapshot: migration.snapshot,
+        code_change: migration.code_change,
     }
 }
 
@@ -304,6 +334,9 @@ pub(crate) fn log_committed(node: NodeId, report: &SwapReport) {
         from = %report.from_vsn,
         to = %report.to_vsn,
         pause_us = report.pause.as_micros() as u64,
+        snapshot_us = report.snapshot.as_micros() as u64,
+        code_change_us = report.code_change.as_micros() as u64,
+        migrated_before_pause = report.migrated_before_pause,
         "swapped"
     );
 }

@@ -110,6 +110,11 @@ fn an_operator_puts_swaps_and_gets_through_the_cli() {
     let report = node.ok(&["swap", "kv", path(&v1), "--extra", "hello"]);
     assert!(report.contains("kv vsn 0 -> 1"), "{report}");
     assert!(report.contains("pause"), "{report}");
+    assert!(report.contains("snapshot"), "{report}");
+    assert!(
+        report.contains("code-change") && report.contains("before the pause"),
+        "an idle process's state is migrated before the pause: {report}"
+    );
 
     assert_eq!(
         node.ok(&["call", "kv", r#"{"op":"get","key":"a"}"#]).trim(),

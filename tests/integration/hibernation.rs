@@ -104,6 +104,12 @@ async fn a_state_read_is_answered_asleep_and_a_swap_wakes_it_on_the_new_version(
         ("0", "1")
     );
     assert!(report.migrated_before_pause, "{report:?}");
+    assert_eq!(
+        report.snapshot,
+        Duration::ZERO,
+        "no snapshot ran: the node held the state: {report:?}"
+    );
+    assert!(report.code_change > Duration::ZERO, "{report:?}");
     let awake = info(&node, &kv);
     assert!(!awake.hibernating, "awake on the instance the swap made");
     assert_eq!(awake.handled, 1, "no message served since the put");

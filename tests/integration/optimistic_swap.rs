@@ -2,6 +2,8 @@
 //! on, and the pause only commits; a message served meanwhile sends the swap the classic
 //! way, and is not lost.
 
+use std::time::Duration;
+
 use hotswap::{Policy, ProcessRef, SpawnSpec, SwapOptions};
 use serde_json::json;
 
@@ -17,8 +19,51 @@ async fn an_idle_process_is_migrated_before_the_pause() {
         .expect("swap");
     assert!(report.migrated_before_pause, "{report:?}");
     assert!(report.pause < report.total, "{report:?}");
+    assert!(report.snapshot > Duration::ZERO, "{report:?}");
+    assert!(report.pause >= report.snapshot, "{report:?}");
+    assert!(report.code_change > Duration::ZERO, "{report:?}");
     assert_eq!(vsn(&node, &kv), "1");
     assert_eq!(get(&node, &kv, "a").await, json!(42));
+}
+
+#[tokio::test]
+async fn a_slow_code_change_before_the_pause_is_reported_and_stays_out_of_it() {
+    capture_guest_logs();
+    let (node, kv) = node_with_kv().await;
+    let pid = node.whereis("kv").expect("registered");
+    put(&node, &kv, "a", json!(1)).await;
+    let slow = node
+        .load_file("kv", guest("hostile-migrate"))
+        .await
+        .expect("load");
+    let swapping = {
+        let (node, kv) = (node.clone(), kv.clone());
+        tokio::spawn(async move {
+            let options = SwapOptions {
+                extra: b"slow".to_vec(),
+                ..SwapOptions::default()
+            };
+            node.swap(&kv, slow, options).await
+        })
+    };
+    // The new instance migrates until the gate opens, the old one idle meanwhile.
+    logged(&node, pid, "migrating slowly").await;
+    const SLOW: Duration = Duration::from_millis(100);
+    tokio::time::sleep(SLOW).await;
+    open_slow_migration_gate(&node, "kv").await;
+
+    let report = swapping.await.expect("task").expect("swap");
+    assert!(report.migrated_before_pause, "{report:?}");
+    assert!(report.code_change >= SLOW, "{report:?}");
+    assert!(
+        report.pause < SLOW,
+        "the code-change was not in the pause: {report:?}"
+    );
+    assert!(
+        report.total >= report.code_change + report.pause,
+        "{report:?}"
+    );
+    assert_eq!(get(&node, &kv, "a").await, json!(1));
 }
 
 #[tokio::test]
@@ -66,6 +111,12 @@ async fn replace_state_is_migrated_before_the_pause() {
         .await
         .expect("replace");
     assert!(report.migrated_before_pause, "{report:?}");
+    assert_eq!(
+        report.snapshot,
+        Duration::ZERO,
+        "no snapshot ran: {report:?}"
+    );
+    assert!(report.code_change > Duration::ZERO, "{report:?}");
     assert_eq!(state(&node, &kv).await, json!({"entries": {"b": 2}}));
 }
 
@@ -99,6 +150,12 @@ async fn a_process_with_messages_waiting_is_swapped_the_classic_way_at_once() {
     };
     let report = node.swap(&busy, migrating, options).await.expect("swap");
     assert!(!report.migrated_before_pause, "{report:?}");
+    assert!(report.snapshot > Duration::ZERO, "{report:?}");
+    assert!(report.code_change > Duration::ZERO, "{report:?}");
+    assert!(
+        report.pause >= report.snapshot + report.code_change,
+        "both guest calls were in the pause: {report:?}"
+    );
     let migrations = guest_lines(&node, pid)
         .iter()
         .filter(|line| line.message.contains("migrating slowly"))

@@ -1,6 +1,7 @@
 //! Releases and module updates: many processes move all or nothing, and back.
 
 use std::path::Path;
+use std::time::Duration;
 
 use hotswap::{Direction, Node, Policy, ProcessRef, Release, ReleaseError, SpawnSpec, SwapError};
 use serde_json::{Value, json};
@@ -148,6 +149,13 @@ async fn a_release_moves_every_process_and_downgrades_back() {
         "in the release's order"
     );
     assert!(report.processes.iter().all(|p| p.pause <= report.pause));
+    for moved in &report.processes {
+        assert!(
+            moved.pause >= moved.snapshot + moved.code_change,
+            "each process's guest calls were in its pause: {moved:?}"
+        );
+        assert!(moved.code_change > Duration::ZERO, "{moved:?}");
+    }
     for target in &refs {
         assert_eq!(vsn(&node, target), "1");
         let owner = get(&node, target, "owner").await;
@@ -209,7 +217,7 @@ fn a_release_naming_a_module_twice_is_refused() {
 #[tokio::test]
 async fn a_release_whose_caller_gives_up_still_ends_and_resumes_everyone() {
     let node = Node::new(Policy {
-        swap_time_limit: std::time::Duration::from_millis(500),
+        swap_time_limit: Duration::from_millis(500),
         ..Policy::default()
     })
     .expect("node");
@@ -233,7 +241,7 @@ async fn a_release_whose_caller_gives_up_still_ends_and_resumes_everyone() {
         let node = node.clone();
         tokio::spawn(async move { node.upgrade(&spinning).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     caller.abort();
     assert!(caller.await.is_err(), "the caller was cancelled");
 
@@ -243,7 +251,7 @@ async fn a_release_whose_caller_gives_up_still_ends_and_resumes_everyone() {
             .call(
                 target,
                 br#"{"op":"get","key":"owner"}"#.to_vec(),
-                std::time::Duration::from_secs(5),
+                Duration::from_secs(5),
             )
             .await
             .expect("served again after the rollback");
@@ -327,7 +335,7 @@ async fn a_resume_between_stage_and_commit_waits_for_the_commit() {
         "migrating slowly",
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
     node.resume(&fast).await.expect("an operator's resume");
     let late = {
         let (node, fast) = (node.clone(), fast.clone());
@@ -335,7 +343,7 @@ async fn a_resume_between_stage_and_commit_waits_for_the_commit() {
     };
     // The put is queued behind the hold that only the commit lifts; then the migration ends.
     while node.process(&fast).expect("alive").describe().mailbox == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     open_slow_migration_gate(&node, "kv").await;
     upgrade

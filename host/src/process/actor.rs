@@ -349,7 +349,7 @@ impl ProcessActor {
                     mark,
                     options,
                     state_bytes,
-                    paused,
+                    migration,
                     queued,
                     requested_at,
                 } = *adoption;
@@ -364,13 +364,13 @@ impl ProcessActor {
                     let _ = reply.send(Err(Declined::Stale));
                 } else {
                     let from = self.instance.module().clone();
-                    let staged = Staged::new(next, from, options.direction, state_bytes);
+                    let direction = options.direction;
+                    let staged = Staged::new(next, from, direction, state_bytes, migration);
                     let report = swap::commit(self, staged);
                     let queued_at_commit = self.status.enqueued() - queued_before;
                     let report = optimistic_swap::committed(
                         self.status.node,
                         report,
-                        paused,
                         queued,
                         requested_at,
                         started.elapsed(),

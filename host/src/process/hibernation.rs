@@ -161,12 +161,17 @@ impl Asleep {
         let to = adoption.next.module().clone();
         let direction = adoption.options.direction;
         let status = &self.parts.status;
-        let report =
-            swap::record_commit(status, &self.version, &to, direction, adoption.state_bytes);
+        let report = swap::record_commit(
+            status,
+            &self.version,
+            &to,
+            direction,
+            adoption.state_bytes,
+            adoption.migration,
+        );
         let report = optimistic_swap::committed(
             status.node,
             report,
-            adoption.paused,
             adoption.queued,
             adoption.requested_at,
             started.elapsed(),

@@ -154,7 +154,9 @@ async fn main() -> Result<()> {
         let under = Duration::from_secs(if args.quick { 1 } else { 5 });
         // The same load without swaps first, for comparison with the tail under swaps.
         for swaps in [false, true] {
-            record(scenarios::latency_under_load(&node, &v0, &v1, under, swaps).await?);
+            for metric in scenarios::latency_under_load(&node, &v0, &v1, under, swaps).await? {
+                record(metric);
+            }
         }
     }
 

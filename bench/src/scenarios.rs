@@ -282,13 +282,17 @@ pub const SWAP_EVERY: Duration = Duration::from_millis(10);
 /// previous value comes back, for `duration`; with `swaps`, while the process is swapped
 /// between `v0` and `v1` every [`SWAP_EVERY`] (`latency_under_swaps`), else on `v0` alone
 /// (`latency_under_load`: what the same load costs without swaps, on the same machine).
+/// With `swaps`, also what the swaps' pauses were made of, from their reports: every
+/// pause (`swap_pause_under_load`), and in the classic ones, the old version's `snapshot`
+/// and the new version's `code-change` (`swap_snapshot_under_load`,
+/// `swap_code_change_under_load`).
 pub async fn latency_under_load(
     node: &Node,
     v0: &Arc<ModuleVersion>,
     v1: &Arc<ModuleVersion>,
     duration: Duration,
     swaps: bool,
-) -> Result<Metric> {
+) -> Result<Vec<Metric>> {
     let name = if swaps {
         "latency_under_swaps"
     } else {
@@ -301,15 +305,18 @@ pub async fn latency_under_load(
     };
     let clients = LoadClients::start(&process, duration);
     let deadline = clients.deadline;
-    let (mut swapped, mut classic) = (0u64, 0u64);
+    let mut swapped = 0u64;
+    let (mut pauses, mut snapshots, mut code_changes) = (Vec::new(), Vec::new(), Vec::new());
     if swaps {
         let mut ticker = tokio::time::interval(SWAP_EVERY);
         while Instant::now() < deadline {
             ticker.tick().await;
             let (to, options) = back_and_forth(swapped, v0, v1);
             let report = node.swap(&target, to.clone(), options).await?;
+            pauses.push(report.pause);
             if !report.migrated_before_pause {
-                classic += 1;
+                snapshots.push(report.snapshot);
+                code_changes.push(report.code_change);
             }
             swapped += 1;
         }
@@ -318,13 +325,37 @@ pub async fn latency_under_load(
     node.stop(&target, "bench done").await?;
     let mut metric = served.metric(name);
     metric.swaps = Some(swapped);
-    if swaps {
-        metric.method = Some(format!(
-            "{classic} of the {swapped} swaps ran the classic way (snapshot and code-change in \
-             the pause): the process had messages waiting, or served one during the migration"
-        ));
+    if !swaps {
+        return Ok(vec![metric]);
     }
-    Ok(metric)
+    let classic = snapshots.len();
+    metric.method = Some(format!(
+        "{classic} of the {swapped} swaps ran the classic way (snapshot and code-change in \
+         the pause): the process had messages waiting, or served one during the migration"
+    ));
+    let mut pause = Metric::latency("swap_pause_under_load", &mut pauses);
+    pause.method = Some(format!(
+        "the pauses of the {swapped} swaps under the calls of latency_under_swaps"
+    ));
+    let in_classic = |name: &str, what: &str, samples: &mut [Duration]| {
+        let mut metric = Metric::latency(name, samples);
+        metric.method = Some(format!(
+            "{what}, in the pauses of the {classic} classic swaps under the calls of \
+             latency_under_swaps"
+        ));
+        metric
+    };
+    let snapshot = in_classic(
+        "swap_snapshot_under_load",
+        "the old version's snapshot",
+        &mut snapshots,
+    );
+    let code_change = in_classic(
+        "swap_code_change_under_load",
+        "the new version's code-change",
+        &mut code_changes,
+    );
+    Ok(vec![metric, pause, snapshot, code_change])
 }
 
 /// How long an idle process waits before it hibernates, in the hibernating runs.

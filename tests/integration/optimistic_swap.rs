@@ -4,10 +4,36 @@
 
 use std::time::Duration;
 
-use hotswap::{Policy, ProcessRef, SpawnSpec, SwapOptions};
+use hotswap::{Node, Policy, ProcessRef, SpawnSpec, SwapError, SwapOptions, SwapReport};
 use serde_json::json;
+use tokio::task::JoinHandle;
 
 use crate::common::*;
+
+/// A kv process holding `a = 1`, and a swap of it to `hostile-migrate` whose `code-change`
+/// has begun and runs until `open_slow_migration_gate`.
+async fn migrating_slowly() -> (Node, ProcessRef, JoinHandle<Result<SwapReport, SwapError>>) {
+    capture_guest_logs();
+    let (node, kv) = node_with_kv().await;
+    let pid = node.whereis("kv").expect("registered");
+    put(&node, &kv, "a", json!(1)).await;
+    let slow = node
+        .load_file("kv", guest("hostile-migrate"))
+        .await
+        .expect("load");
+    let swapping = {
+        let (node, kv) = (node.clone(), kv.clone());
+        tokio::spawn(async move {
+            let options = SwapOptions {
+                extra: b"slow".to_vec(),
+                ..SwapOptions::default()
+            };
+            node.swap(&kv, slow, options).await
+        })
+    };
+    logged(&node, pid, "migrating slowly").await;
+    (node, kv, swapping)
+}
 
 #[tokio::test]
 async fn an_idle_process_is_migrated_before_the_pause() {
@@ -28,26 +54,8 @@ async fn an_idle_process_is_migrated_before_the_pause() {
 
 #[tokio::test]
 async fn a_slow_code_change_before_the_pause_is_reported_and_stays_out_of_it() {
-    capture_guest_logs();
-    let (node, kv) = node_with_kv().await;
-    let pid = node.whereis("kv").expect("registered");
-    put(&node, &kv, "a", json!(1)).await;
-    let slow = node
-        .load_file("kv", guest("hostile-migrate"))
-        .await
-        .expect("load");
-    let swapping = {
-        let (node, kv) = (node.clone(), kv.clone());
-        tokio::spawn(async move {
-            let options = SwapOptions {
-                extra: b"slow".to_vec(),
-                ..SwapOptions::default()
-            };
-            node.swap(&kv, slow, options).await
-        })
-    };
+    let (node, kv, swapping) = migrating_slowly().await;
     // The new instance migrates until the gate opens, the old one idle meanwhile.
-    logged(&node, pid, "migrating slowly").await;
     const SLOW: Duration = Duration::from_millis(100);
     tokio::time::sleep(SLOW).await;
     open_slow_migration_gate(&node, "kv").await;
@@ -68,26 +76,8 @@ async fn a_slow_code_change_before_the_pause_is_reported_and_stays_out_of_it() {
 
 #[tokio::test]
 async fn a_message_served_during_the_migration_sends_the_swap_the_classic_way() {
-    capture_guest_logs();
-    let (node, kv) = node_with_kv().await;
-    let pid = node.whereis("kv").expect("registered");
-    put(&node, &kv, "a", json!(1)).await;
-    let slow = node
-        .load_file("kv", guest("hostile-migrate"))
-        .await
-        .expect("load");
-    let swapping = {
-        let (node, kv) = (node.clone(), kv.clone());
-        tokio::spawn(async move {
-            let options = SwapOptions {
-                extra: b"slow".to_vec(),
-                ..SwapOptions::default()
-            };
-            node.swap(&kv, slow, options).await
-        })
-    };
+    let (node, kv, swapping) = migrating_slowly().await;
     // The new instance migrates until the gate opens; the old one serves this meanwhile.
-    logged(&node, pid, "migrating slowly").await;
     assert_eq!(put(&node, &kv, "a", json!(2)).await, json!(1));
     assert_eq!(vsn(&node, &kv), "0", "served by the old version");
     open_slow_migration_gate(&node, "kv").await;

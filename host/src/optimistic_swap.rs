@@ -129,8 +129,7 @@ pub(crate) async fn swap(
         pause: paused,
         queued,
     } = snapshot;
-    let code_change_started = Instant::now();
-    if let Err(error) = swap::migrate(
+    let code_change = match swap::migrate(
         &mut next,
         &from,
         options.direction,
@@ -140,12 +139,15 @@ pub(crate) async fn swap(
     )
     .await
     {
-        tracing::warn!(node = handle.status.node.0, pid = handle.pid(), module = %from.name, vsn = %from.vsn, %error, "swap refused");
-        return Err(error);
-    }
+        Ok(took) => took,
+        Err(error) => {
+            tracing::warn!(node = handle.status.node.0, pid = handle.pid(), module = %from.name, vsn = %from.vsn, %error, "swap refused");
+            return Err(error);
+        }
+    };
     let migration = Migration {
         snapshot: paused,
-        code_change: code_change_started.elapsed(),
+        code_change,
     };
     let adoption = Adoption {
         next,

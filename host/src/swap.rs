@@ -86,7 +86,7 @@ pub struct SwapReport {
 
 /// How long the two guest calls that hand the state over took: the old version's
 /// `snapshot` (zero when it did not run) and the new version's `code-change`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Migration {
     pub snapshot: Duration,
     pub code_change: Duration,
@@ -157,7 +157,6 @@ pub(crate) async fn stage(
         },
     };
 
-    let code_change_started = Instant::now();
     let error = match migrate(
         &mut next,
         &from,
@@ -168,10 +167,10 @@ pub(crate) async fn stage(
     )
     .await
     {
-        Ok(()) => {
+        Ok(code_change) => {
             let migration = Migration {
                 snapshot,
-                code_change: code_change_started.elapsed(),
+                code_change,
             };
             return Ok(Staged::new(
                 next,
@@ -186,8 +185,8 @@ pub(crate) async fn stage(
     Err(refuse(error, next))
 }
 
-/// Hands `state`, written by a `snapshot` of `from`, to `next`'s `code-change`. The error
-/// names what the new version said or how it trapped.
+/// Hands `state`, written by a `snapshot` of `from`, to `next`'s `code-change`, and says
+/// how long that took. The error names what the new version said or how it trapped.
 pub(crate) async fn migrate(
     next: &mut GuestInstance,
     from: &ModuleVersion,
@@ -195,15 +194,16 @@ pub(crate) async fn migrate(
     state: &[u8],
     extra: &[u8],
     limit: Duration,
-) -> Result<(), SwapError> {
+) -> Result<Duration, SwapError> {
     let pid = next.pid();
     let to = next.module().clone();
     let change = match direction {
         Direction::Upgrade => Change::Upgrade(from.vsn.to_string()),
         Direction::Downgrade => Change::Downgrade(from.vsn.to_string()),
     };
+    let started = Instant::now();
     match next.code_change(&change, state, extra, limit).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => Ok(started.elapsed()),
         Ok(Err(reason)) => Err(SwapError::CodeChangeRefused {
             pid,
             module: to.name.to_string(),
